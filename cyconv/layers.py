@@ -1,0 +1,132 @@
+"""Conv2d: a layer object like torch.nn.Conv2d, holding NumPy weights."""
+import math
+
+import numpy as np
+
+from ._validation import (PADDING_MODES, as_int, as_pair, as_padding, as_num_threads,
+                          pad_for_mode)
+from .functional import conv2d
+
+
+def _to_numpy(value):
+    """An array from a NumPy array, a list or a (CPU) torch tensor."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Conv2d:
+    """A 2-D convolution layer with the constructor and results of torch.nn.Conv2d.
+
+    ``weight`` (out_channels, in_channels / groups, kH, kW) and ``bias``
+    (out_channels,) are NumPy arrays, initialised as torch does: uniform in
+    +-1/sqrt(fan_in), fan_in = in_channels / groups * kH * kW.  ``rng`` (a seed
+    or a numpy.random.Generator) makes the initialisation reproducible.
+    ``padding_mode`` is 'zeros', 'reflect', 'replicate' or 'circular'.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float32,
+                 *, rng=None, num_threads=None):
+        self.in_channels = as_int(in_channels, "in_channels", 1)
+        self.out_channels = as_int(out_channels, "out_channels", 1)
+        self.groups = as_int(groups, "groups", 1)
+        if self.in_channels % self.groups:
+            raise ValueError(f"in_channels ({self.in_channels}) must be divisible by "
+                             f"groups ({self.groups})")
+        if self.out_channels % self.groups:
+            raise ValueError(f"out_channels ({self.out_channels}) must be divisible by "
+                             f"groups ({self.groups})")
+        self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
+        self.stride = as_pair(stride, "stride", 1)
+        self.dilation = as_pair(dilation, "dilation", 1)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, "
+                             f"but got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        # resolved once here, which also checks it; kept as given for repr
+        self._pads = as_padding(padding, self.kernel_size, self.dilation, self.stride)
+        self.padding = padding if isinstance(padding, str) else self._padding_as_given(padding)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, but got {self.dtype}")
+        as_num_threads(num_threads, 1)
+        self.num_threads = num_threads
+
+        rng = np.random.default_rng(rng)
+        kh, kw = self.kernel_size
+        fan_in = self.in_channels // self.groups * kh * kw
+        bound = 1.0 / math.sqrt(fan_in)
+        shape = (self.out_channels, self.in_channels // self.groups, kh, kw)
+        self.weight = rng.uniform(-bound, bound, shape).astype(self.dtype)
+        self.bias = (rng.uniform(-bound, bound, self.out_channels).astype(self.dtype)
+                     if bias else None)
+
+    def _padding_as_given(self, padding):
+        if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list))
+                                                      for p in padding):
+            return tuple(tuple(p) for p in padding)
+        return as_pair(padding, "padding", 0)
+
+    def __call__(self, input):
+        """Run the convolution on input (N, C_in, H, W) or (C_in, H, W)."""
+        if self.padding_mode == "zeros":
+            return conv2d(input, self.weight, self.bias, self.stride, self._pads,
+                          self.dilation, self.groups, num_threads=self.num_threads)
+        x = pad_for_mode(input, self._pads, self.padding_mode)
+        return conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation,
+                      self.groups, num_threads=self.num_threads)
+
+    forward = __call__
+
+    def state_dict(self):
+        """{'weight': ..., 'bias': ...} (no 'bias' without bias), like torch's."""
+        state = {"weight": self.weight}
+        if self.bias is not None:
+            state["bias"] = self.bias
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Load weights from a state dict of arrays or torch tensors (torch.nn.Conv2d's)."""
+        expected = set(self.state_dict())
+        given = set(state_dict)
+        if given != expected:
+            raise KeyError(f"state_dict must have the keys {sorted(expected)}, "
+                           f"but got {sorted(given)}")
+        for name, current in self.state_dict().items():
+            value = _to_numpy(state_dict[name])
+            if value.shape != current.shape:
+                raise ValueError(f"state_dict[{name!r}] must have shape {list(current.shape)}, "
+                                 f"but got {list(value.shape)}")
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"state_dict[{name!r}] must hold real numbers, "
+                                f"but got dtype {value.dtype}")
+            setattr(self, name, np.array(value, dtype=self.dtype))
+        return self
+
+    @classmethod
+    def from_torch(cls, module, *, num_threads=None):
+        """A Conv2d with the configuration and weights of a torch.nn.Conv2d."""
+        dtype = np.float64 if "float64" in str(module.weight.dtype) else np.float32
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size,
+                    stride=module.stride, padding=module.padding, dilation=module.dilation,
+                    groups=module.groups, bias=module.bias is not None,
+                    padding_mode=module.padding_mode, dtype=dtype, num_threads=num_threads)
+        return layer.load_state_dict(module.state_dict())
+
+    def __repr__(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        if self.dtype != np.float32:
+            s += f", dtype={self.dtype.name}"
+        return f"Conv2d({s})"

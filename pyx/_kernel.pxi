@@ -1,0 +1,376 @@
+# The conv2d kernels, compiled once per instruction set (see _kernel_*.pyx).
+#
+# Everything here trusts its arguments: cyconv/_validation.py has checked the
+# shapes, dtypes and parameters, and hands over C-contiguous typed buffers.
+#
+# Method: direct convolution as a blocked matrix product without an im2col
+# buffer.  Output positions are flattened over (image, row, column) and cut into
+# chunks of a few register tiles.  For each chunk a thread gathers the input
+# values that chunk needs, for a slice of input channels, into a small buffer
+# laid out [channel, tap][position] (zero padding, stride and dilation are
+# resolved there), then runs a register-blocked micro-kernel: a tile of
+# OC_BLOCK output channels x POS_BLOCK positions accumulated in registers,
+# reading weights repacked as [group][channel block][channel, tap][OC_BLOCK].
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+
+cdef extern from "cyconv_platform.h" nogil:
+    enum:
+        CYCONV_VECTOR_BYTES
+        CYCONV_OC_BLOCK
+        CYCONV_POS_BLOCK_F32
+        CYCONV_POS_BLOCK_F64
+        CYCONV_OPENMP
+    int omp_get_max_threads()
+    int omp_get_num_threads()
+    int cyconv_cpu_supports_level(int level)
+    void* cyconv_aligned_alloc(size_t n)
+    void cyconv_aligned_free(void* p)
+
+# Tiling targets (elements, not bytes): a chunk is up to TILES_PER_CHUNK
+# register tiles wide; a gathered buffer holds up to about REDUCTION_CHUNK
+# (channel, tap) rows, so it stays in L2 while each weight block
+# (REDUCTION_CHUNK x OC_BLOCK) stays in L1; a work item covers up to
+# OC_PER_ITEM output channels.
+cdef enum:
+    TILES_PER_CHUNK = 4
+    REDUCTION_CHUNK = 256
+    OC_PER_ITEM = 256
+    # enough work items per thread to even out the last, partial ones
+    ITEMS_PER_THREAD = 4
+
+
+cdef struct Geometry:
+    Py_ssize_t batch, in_channels, in_h, in_w
+    Py_ssize_t out_channels, kernel_h, kernel_w, out_h, out_w, groups
+    Py_ssize_t stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w
+
+
+cdef struct Tiling:
+    Py_ssize_t pos_block, chunk_width, n_chunks
+    Py_ssize_t n_oc_blocks, blocks_per_item, n_oc_items
+    Py_ssize_t channels_per_gather, n_items
+
+
+cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+cdef inline void micro_kernel(const floating* x, Py_ssize_t ldx,
+                              const floating* w, Py_ssize_t depth,
+                              floating* c, Py_ssize_t ldc) noexcept nogil:
+    # c[o, p] += sum_r w[r, o] * x[r, p] for one OC_BLOCK x POS_BLOCK tile.
+    # Fixed trip counts let gcc keep acc in vector registers: per step it
+    # loads POS_BLOCK inputs (two vectors), broadcasts OC_BLOCK weights and
+    # issues 2 * OC_BLOCK FMAs.
+    cdef floating acc[CYCONV_OC_BLOCK][CYCONV_POS_BLOCK_F32]
+    cdef floating wo
+    cdef Py_ssize_t r
+    cdef int o, p
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            acc[o][p] = c[o * ldc + p]
+    for r in range(depth):
+        for o in range(CYCONV_OC_BLOCK):
+            wo = w[r * CYCONV_OC_BLOCK + o]
+            for p in range(P):
+                acc[o][p] += wo * x[r * ldx + p]
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            c[o * ldc + p] = acc[o][p]
+
+
+cdef inline void fill_zero(floating* dst, Py_ssize_t n) noexcept nogil:
+    if n > 0:
+        memset(dst, 0, n * sizeof(floating))
+
+
+cdef inline void copy_run(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    # A full tile row is the common case: a fixed trip count makes it two
+    # vector moves instead of a memcpy call.
+    cdef int q
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    if n == P:
+        for q in range(P):
+            dst[q] = src[q]
+    elif n > 0:
+        memcpy(dst, src, n * sizeof(floating))
+
+
+cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
+                 Py_ssize_t ic0, Py_ssize_t n_ic,
+                 const Py_ssize_t* segments, Py_ssize_t n_segments,
+                 floating* buf, Py_ssize_t pos_block) noexcept nogil:
+    # buf[tile][r][lane], r = (c * kh + i) * kw + j: the zero-padded input that
+    # output position tile * pos_block + lane sees through tap (i, j) of input
+    # channel ic0 + c.  Each tile is contiguous, so the micro-kernel streams it.
+    # Positions come as segments (image, output row, first column, first
+    # position, length) that never cross a tile.
+    cdef Py_ssize_t s, c, i, j, q, lo, hi, n, oh, ow0, p0, length, ih, iw0
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t rows = n_ic * g.kernel_h * g.kernel_w
+    cdef const floating* plane
+    cdef const floating* row
+    cdef floating* dst
+    for s in range(n_segments):
+        n = segments[5 * s]
+        oh = segments[5 * s + 1]
+        ow0 = segments[5 * s + 2]
+        p0 = segments[5 * s + 3]
+        length = segments[5 * s + 4]
+        dst = buf + (p0 // pos_block) * rows * pos_block + p0 % pos_block
+        for c in range(n_ic):
+            plane = x + ((n * g.in_channels + group * cin_g + ic0 + c) * g.in_h) * g.in_w
+            for i in range(g.kernel_h):
+                ih = oh * g.stride_h + i * g.dilation_h - g.pad_top
+                for j in range(g.kernel_w):
+                    if ih < 0 or ih >= g.in_h:
+                        fill_zero(dst, length)
+                        dst += pos_block
+                        continue
+                    row = plane + ih * g.in_w
+                    iw0 = ow0 * g.stride_w + j * g.dilation_w - g.pad_left
+                    # columns q with 0 <= iw0 + q * stride_w < in_w
+                    if g.stride_w == 1:  # no division on the common path
+                        lo = min(length, max(0, -iw0))
+                        hi = max(lo, min(length, g.in_w - iw0))
+                    else:
+                        lo = 0 if iw0 >= 0 else ceil_div(-iw0, g.stride_w)
+                        hi = ceil_div(g.in_w - iw0, g.stride_w) if g.in_w > iw0 else 0
+                        lo = min(lo, length)
+                        hi = max(lo, min(hi, length))
+                    fill_zero(dst, lo)
+                    if g.stride_w == 1:
+                        copy_run(dst + lo, row + iw0 + lo, hi - lo)
+                    else:
+                        for q in range(lo, hi):
+                            dst[q] = row[iw0 + q * g.stride_w]
+                    fill_zero(dst + hi, length - hi)
+                    dst += pos_block
+
+
+cdef Py_ssize_t chunk_segments(const Geometry* g, Py_ssize_t q0, Py_ssize_t n_pos,
+                               Py_ssize_t pos_block, Py_ssize_t* segments) noexcept nogil:
+    # Split flat positions q0 .. q0 + n_pos - 1 into runs within one output
+    # row and one register tile.
+    cdef Py_ssize_t n_seg = 0, p = 0, q, n, rest, oh, ow, length
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    while p < n_pos:
+        q = q0 + p
+        n = q // plane
+        rest = q - n * plane
+        oh = rest // g.out_w
+        ow = rest - oh * g.out_w
+        length = min(min(g.out_w - ow, n_pos - p), pos_block - p % pos_block)
+        segments[5 * n_seg] = n
+        segments[5 * n_seg + 1] = oh
+        segments[5 * n_seg + 2] = ow
+        segments[5 * n_seg + 3] = p
+        segments[5 * n_seg + 4] = length
+        n_seg += 1
+        p += length
+    return n_seg
+
+
+cdef void pack_weight_block(const floating* weight, const Geometry* g,
+                            Py_ssize_t group, Py_ssize_t block,
+                            floating* packed) noexcept nogil:
+    # packed[group][block][r][o] = weight[group * cout_g + block * OC_BLOCK + o][r],
+    # zero for the channels past cout_g that fill the last block.
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t n_blocks = ceil_div(cout_g, CYCONV_OC_BLOCK)
+    cdef floating* dst = packed + (group * n_blocks + block) * depth * CYCONV_OC_BLOCK
+    cdef const floating* src
+    cdef Py_ssize_t o, r, oc
+    for o in range(CYCONV_OC_BLOCK):
+        oc = block * CYCONV_OC_BLOCK + o
+        if oc < cout_g:
+            src = weight + (group * cout_g + oc) * depth
+            for r in range(depth):
+                dst[r * CYCONV_OC_BLOCK + o] = src[r]
+        else:
+            for r in range(depth):
+                dst[r * CYCONV_OC_BLOCK + o] = 0
+
+
+cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads) noexcept nogil:
+    cdef Tiling t
+    cdef Py_ssize_t total_pos = g.batch * g.out_h * g.out_w
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t tiles = min(<Py_ssize_t>TILES_PER_CHUNK, ceil_div(total_pos, pos_block))
+    cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
+    t.pos_block = pos_block
+    t.n_oc_blocks = ceil_div(g.out_channels // g.groups, CYCONV_OC_BLOCK)
+    t.blocks_per_item = min(t.n_oc_blocks, max(1, OC_PER_ITEM // CYCONV_OC_BLOCK))
+    t.blocks_per_item = ceil_div(t.n_oc_blocks, ceil_div(t.n_oc_blocks, t.blocks_per_item))
+    # Fewer positions per chunk, then fewer channels per item, until every
+    # thread has enough items.
+    while True:
+        t.chunk_width = tiles * pos_block
+        t.n_chunks = ceil_div(total_pos, t.chunk_width)
+        t.n_oc_items = ceil_div(t.n_oc_blocks, t.blocks_per_item)
+        t.n_items = g.groups * t.n_chunks * t.n_oc_items
+        if t.n_items >= wanted:
+            break
+        if tiles > 1:
+            tiles -= 1
+        elif t.blocks_per_item > 1:
+            t.blocks_per_item = ceil_div(t.n_oc_blocks, 2 * ceil_div(t.n_oc_blocks, t.blocks_per_item))
+        else:
+            break
+    t.channels_per_gather = max(1, min(cin_g, REDUCTION_CHUNK // taps))
+    # equal slices of input channels rather than a full one and a small rest
+    t.channels_per_gather = ceil_div(cin_g, ceil_div(cin_g, t.channels_per_gather))
+    return t
+
+
+cdef int forward(const floating* x, const floating* weight, const floating* bias,
+                 floating* out, const Geometry* g, int n_threads) noexcept nogil:
+    # Returns 0, or -1 when a buffer could not be allocated.
+    cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Tiling t = choose_tiling(g, pos_block, n_threads)
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t depth = cin_g * taps
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t total_pos = g.batch * plane
+    cdef Py_ssize_t item_channels = t.blocks_per_item * CYCONV_OC_BLOCK
+    cdef Py_ssize_t item, pack, group, chunk, oc_item, b0, b1, b, q0, n_pos, n_tiles
+    cdef Py_ssize_t n_seg, s, o, oc, slice_, ic0, n_ic, tile, p, r, rows
+    cdef floating* packed
+    cdef floating* buf
+    cdef floating* acc
+    cdef floating* dst
+    cdef floating value
+    cdef Py_ssize_t* segments
+    cdef int failed = 0
+    cdef int* failed_flag = &failed  # shared: written through a pointer in the parallel block
+
+    packed = <floating*>malloc(g.groups * t.n_oc_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
+    if packed == NULL:
+        return -1
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, t.n_items))
+    with parallel(num_threads=n_threads):
+        for pack in prange(g.groups * t.n_oc_blocks, schedule='static'):
+            pack_weight_block(weight, g, pack // t.n_oc_blocks, pack % t.n_oc_blocks, packed)
+
+        buf = <floating*>cyconv_aligned_alloc(t.channels_per_gather * taps * t.chunk_width * sizeof(floating))
+        acc = <floating*>malloc(item_channels * t.chunk_width * sizeof(floating))
+        segments = <Py_ssize_t*>malloc(5 * t.chunk_width * sizeof(Py_ssize_t))
+        if buf == NULL or acc == NULL or segments == NULL:
+            failed_flag[0] = 1
+        for item in prange(t.n_items, schedule='static'):
+            if buf == NULL or acc == NULL or segments == NULL:
+                continue
+            oc_item = item % t.n_oc_items
+            chunk = (item // t.n_oc_items) % t.n_chunks
+            group = item // (t.n_oc_items * t.n_chunks)
+            q0 = chunk * t.chunk_width
+            n_pos = min(t.chunk_width, total_pos - q0)
+            n_tiles = ceil_div(n_pos, pos_block)
+            n_seg = chunk_segments(g, q0, n_pos, pos_block, segments)
+            b0 = oc_item * t.blocks_per_item
+            b1 = min(t.n_oc_blocks, b0 + t.blocks_per_item)
+
+            # acc[o][p]: the item's output channels o, its positions p, starting at the bias
+            for o in range((b1 - b0) * CYCONV_OC_BLOCK):
+                oc = b0 * CYCONV_OC_BLOCK + o
+                value = bias[group * cout_g + oc] if oc < cout_g else 0
+                for p in range(t.chunk_width):
+                    acc[o * t.chunk_width + p] = value
+
+            for slice_ in range(ceil_div(cin_g, t.channels_per_gather)):
+                ic0 = slice_ * t.channels_per_gather
+                n_ic = min(t.channels_per_gather, cin_g - ic0)
+                rows = n_ic * taps
+                gather(x, g, group, ic0, n_ic, segments, n_seg, buf, pos_block)
+                # the unused lanes of the last tile must hold finite values
+                if n_pos < n_tiles * pos_block:
+                    for r in range(rows):
+                        fill_zero(buf + ((n_tiles - 1) * rows + r) * pos_block + n_pos % pos_block,
+                                  pos_block - n_pos % pos_block)
+                # a tile (rows x pos_block) stays in L1 while the weight blocks stream
+                for tile in range(n_tiles):
+                    for b in range(b0, b1):
+                        micro_kernel(
+                            buf + tile * rows * pos_block, pos_block,
+                            packed + ((group * t.n_oc_blocks + b) * depth + ic0 * taps) * CYCONV_OC_BLOCK,
+                            rows,
+                            acc + (b - b0) * CYCONV_OC_BLOCK * t.chunk_width + tile * pos_block,
+                            t.chunk_width)
+
+            for o in range(min(cout_g - b0 * CYCONV_OC_BLOCK, (b1 - b0) * CYCONV_OC_BLOCK)):
+                oc = group * cout_g + b0 * CYCONV_OC_BLOCK + o
+                for s in range(n_seg):
+                    dst = (out + (segments[5 * s] * g.out_channels + oc) * plane
+                           + segments[5 * s + 1] * g.out_w + segments[5 * s + 2])
+                    memcpy(dst, acc + o * t.chunk_width + segments[5 * s + 3],
+                           segments[5 * s + 4] * sizeof(floating))
+        cyconv_aligned_free(buf)
+        free(acc)
+        free(segments)
+    free(packed)
+    return -1 if failed else 0
+
+
+def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,
+                   const floating[::1] bias, floating[:, :, :, ::1] out,
+                   Py_ssize_t stride_h, Py_ssize_t stride_w,
+                   Py_ssize_t pad_top, Py_ssize_t pad_left,
+                   Py_ssize_t dilation_h, Py_ssize_t dilation_w,
+                   Py_ssize_t groups, int num_threads):
+    """out = conv2d(x, weight, bias) for checked, contiguous, non-empty operands.
+
+    Padding is zeros: pad_top/pad_left shift the window; the bottom/right
+    padding is implied by out's shape.
+    """
+    cdef Geometry g
+    cdef int status
+    g.batch, g.in_channels, g.in_h, g.in_w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+    g.out_channels, g.kernel_h, g.kernel_w = weight.shape[0], weight.shape[2], weight.shape[3]
+    g.out_h, g.out_w, g.groups = out.shape[2], out.shape[3], groups
+    g.stride_h, g.stride_w, g.pad_top, g.pad_left = stride_h, stride_w, pad_top, pad_left
+    g.dilation_h, g.dilation_w = dilation_h, dilation_w
+    with nogil:
+        status = forward(&x[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], &out[0, 0, 0, 0],
+                         &g, num_threads)
+    if status != 0:
+        raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+
+
+def openmp_enabled():
+    """Whether this module was compiled with OpenMP."""
+    return bool(CYCONV_OPENMP)
+
+
+def max_threads():
+    """The OpenMP default thread count (OMP_NUM_THREADS, threadpoolctl)."""
+    return omp_get_max_threads()
+
+
+def threads_started(int num_threads):
+    """How many threads a parallel region asked for num_threads really gets."""
+    cdef int started = 1
+    cdef int* started_out = &started
+    with nogil, parallel(num_threads=num_threads):
+        started_out[0] = omp_get_num_threads()
+    return started
+
+
+def cpu_supports_level(int level):
+    """Whether this CPU and OS run x86-64 micro-architecture level 1, 3 or 4."""
+    return bool(cyconv_cpu_supports_level(level))
+
+
+def blocking():
+    """The register-block sizes this variant was compiled with."""
+    return {"vector_bytes": CYCONV_VECTOR_BYTES, "oc_block": CYCONV_OC_BLOCK,
+            "pos_block_float32": CYCONV_POS_BLOCK_F32,
+            "pos_block_float64": CYCONV_POS_BLOCK_F64}

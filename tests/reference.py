@@ -1,0 +1,33 @@
+"""A tiny, readable pure-NumPy conv2d: the definition, one kernel tap at a time.
+
+out[n, o, i, j] = bias[o] + sum_{c, p, q} weight[o, c, p, q]
+                  * x_padded[n, group(o) * C_in_g + c, i * sh + p * dh, j * sw + q * dw]
+"""
+import numpy as np
+
+
+def conv2d_reference(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0)),
+                     dilation=(1, 1), groups=1):
+    """x (N, C_in, H, W), padding ((top, bottom), (left, right)); computed in float64."""
+    x = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0)) + tuple(map(tuple, padding)))
+    weight = np.asarray(weight, np.float64)
+    n, _, h, w = x.shape
+    c_out, c_in_g, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    h_out = (h - dh * (kh - 1) - 1) // sh + 1
+    w_out = (w - dw * (kw - 1) - 1) // sw + 1
+    c_out_g = c_out // groups
+    out = np.zeros((n, c_out, h_out, w_out))
+    for g in range(groups):
+        xs = x[:, g * c_in_g:(g + 1) * c_in_g]
+        ws = weight[g * c_out_g:(g + 1) * c_out_g]
+        for p in range(kh):
+            for q in range(kw):
+                # the input each output position sees through tap (p, q)
+                seen = xs[:, :, p * dh:p * dh + sh * (h_out - 1) + 1:sh,
+                          q * dw:q * dw + sw * (w_out - 1) + 1:sw]
+                out[:, g * c_out_g:(g + 1) * c_out_g] += np.einsum(
+                    "nchw,oc->nohw", seen, ws[:, :, p, q])
+    if bias is not None:
+        out += np.asarray(bias, np.float64)[None, :, None, None]
+    return out

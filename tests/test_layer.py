@@ -1,0 +1,118 @@
+"""cyconv.Conv2d against torch.nn.Conv2d."""
+import numpy as np
+import pytest
+import torch
+
+import cyconv
+from helpers import assert_close, random_array
+
+CONFIGS = [
+    dict(in_channels=3, out_channels=8, kernel_size=3, padding=1),
+    dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=(2, 1), padding=(2, 1),
+         dilation=(1, 2), groups=2),
+    dict(in_channels=6, out_channels=6, kernel_size=3, padding="same", groups=6, bias=False),
+    dict(in_channels=2, out_channels=5, kernel_size=4, padding="same"),
+    dict(in_channels=3, out_channels=4, kernel_size=5, stride=2, padding="valid"),
+]
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
+def test_layer_matches_torch_with_torch_weights(rng, config, padding_mode, dtype):
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(**config, padding_mode=padding_mode,
+                                dtype=torch.float32 if dtype == np.float32 else torch.float64)
+    layer = cyconv.Conv2d(**config, padding_mode=padding_mode, dtype=dtype)
+    layer.load_state_dict(reference.state_dict())
+    x = random_array(rng, (2, config["in_channels"], 11, 10), dtype)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    out = layer(x)
+    assert out.dtype == dtype
+    assert_close(out, expected, dtype)
+    # unbatched input, too
+    assert_close(layer(x[0]), expected[0], dtype)
+
+
+def test_from_torch_copies_configuration_and_weights(rng):
+    reference = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2, padding_mode="reflect",
+                                dtype=torch.float64)
+    layer = cyconv.Conv2d.from_torch(reference)
+    assert (layer.kernel_size, layer.stride, layer.groups) == ((3, 3), (2, 2), 2)
+    assert layer.dtype == np.float64 and layer.padding_mode == "reflect"
+    x = random_array(rng, (1, 4, 9, 9), np.float64)
+    with torch.no_grad():
+        assert_close(layer(x), reference(torch.from_numpy(x)).numpy(), np.float64)
+
+
+def test_initialisation_is_torch_like_and_reproducible():
+    a = cyconv.Conv2d(16, 32, 3, groups=2, rng=7)
+    b = cyconv.Conv2d(16, 32, 3, groups=2, rng=np.random.default_rng(7))
+    c = cyconv.Conv2d(16, 32, 3, groups=2, rng=8)
+    np.testing.assert_array_equal(a.weight, b.weight)
+    np.testing.assert_array_equal(a.bias, b.bias)
+    assert not np.array_equal(a.weight, c.weight)
+    assert a.weight.shape == (32, 8, 3, 3) and a.weight.dtype == np.float32
+    bound = 1 / np.sqrt(8 * 3 * 3)  # fan_in = in_channels / groups * kH * kW
+    torch_layer = torch.nn.Conv2d(16, 32, 3, groups=2)
+    for ours, theirs in ((a.weight, torch_layer.weight), (a.bias, torch_layer.bias)):
+        assert np.abs(ours).max() <= bound
+        assert np.abs(theirs.detach().numpy()).max() <= bound
+        # uniform on +-bound: the spread covers most of the interval, like torch's
+        assert np.abs(ours).max() > 0.9 * bound
+        assert abs(ours.std() - bound / np.sqrt(3)) < 0.15 * bound
+
+
+def test_state_dict_round_trip_and_no_bias():
+    layer = cyconv.Conv2d(3, 4, 3, bias=False, rng=0)
+    assert set(layer.state_dict()) == {"weight"}
+    other = cyconv.Conv2d(3, 4, 3, bias=False, rng=1).load_state_dict(layer.state_dict())
+    np.testing.assert_array_equal(other.weight, layer.weight)
+
+
+def test_repr_reads_like_torch():
+    assert repr(cyconv.Conv2d(16, 33, (3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1))) == \
+        repr(torch.nn.Conv2d(16, 33, (3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1)))
+    assert repr(cyconv.Conv2d(4, 4, 3, groups=2, bias=False, padding_mode="circular",
+                              padding=1)) == \
+        repr(torch.nn.Conv2d(4, 4, 3, groups=2, bias=False, padding_mode="circular", padding=1))
+    assert "dtype=float64" in repr(cyconv.Conv2d(1, 1, 1, dtype=np.float64))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(in_channels=3, out_channels=4, kernel_size=0), ValueError, r"kernel_size must be >= 1"),
+    (dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), ValueError,
+     r"in_channels \(3\) must be divisible by groups \(2\)"),
+    (dict(in_channels=4, out_channels=3, kernel_size=3, groups=2), ValueError,
+     r"out_channels \(3\) must be divisible by groups \(2\)"),
+    (dict(in_channels=3, out_channels=4, kernel_size=3, padding_mode="mirror"), ValueError,
+     r"padding_mode must be one of"),
+    (dict(in_channels=3, out_channels=4, kernel_size=3, padding="same", stride=2), ValueError,
+     r"'same' is not supported for strided"),
+    (dict(in_channels=3, out_channels=4, kernel_size=3, dtype=np.int32), TypeError,
+     r"dtype must be float32 or float64"),
+    (dict(in_channels=0, out_channels=4, kernel_size=3), ValueError, r"in_channels must be >= 1"),
+    (dict(in_channels=3, out_channels=4, kernel_size=2.5), TypeError, r"kernel_size must be an int"),
+])
+def test_bad_layer_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        cyconv.Conv2d(**kwargs)
+
+
+def test_bad_layer_inputs_and_states():
+    layer = cyconv.Conv2d(3, 4, 3, padding=3, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"padding_mode='reflect' needs each padding to be less"):
+        layer(np.zeros((1, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"input to be 3-D"):
+        layer(np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"expects input to have 3 channels"):
+        cyconv.Conv2d(3, 4, 3)(np.zeros((1, 2, 8, 8), np.float32))
+    with pytest.raises(KeyError, match=r"keys \['bias', 'weight'\]"):
+        cyconv.Conv2d(3, 4, 3).load_state_dict({"weight": np.zeros((4, 3, 3, 3))})
+    with pytest.raises(ValueError, match=r"state_dict\['weight'\] must have shape \[4, 3, 3, 3\]"):
+        cyconv.Conv2d(3, 4, 3).load_state_dict({"weight": np.zeros((4, 3, 2, 2)),
+                                                "bias": np.zeros(4)})
+    circular = cyconv.Conv2d(1, 1, 3, padding=4, padding_mode="circular")
+    with pytest.raises(ValueError, match=r"'circular' needs each padding to be at most"):
+        circular(np.zeros((1, 1, 3, 3), np.float32))

@@ -1,0 +1,367 @@
+"""Side-by-side speed of cyconv, torch, plain NumPy and ONNX Runtime on real layer shapes.
+
+    python bench/bench.py [--quick] [--dtypes float32,float64] [--threads 1,2] [--out DIR]
+
+For each layer, dtype and thread count it checks that the implementations
+agree, then times them in interleaved rounds (one call of each per round) and
+keeps the median.  It prints progress, then writes DIR/results.md (table),
+DIR/results.json (raw numbers, machine, versions, thread settings) and
+DIR/speedup.png (chart).  Speed-up = peer time / cyconv time: > 1 means
+cyconv is faster.  "% peak" is against a single-thread NumPy BLAS matrix
+product measured in the same run (per thread).
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import cyconv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import PEERS, make_cyconv, onnxruntime_available  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    batch: int
+    in_channels: int
+    size: tuple  # (H, W)
+    out_channels: int
+    kernel: int
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+
+    @property
+    def out_size(self):
+        return tuple((s + 2 * p - d * (self.kernel - 1) - 1) // st + 1
+                     for s, p, d, st in zip(self.size, self.padding, self.dilation, self.stride))
+
+    @property
+    def flops(self):
+        h, w = self.out_size
+        return (2 * self.batch * self.out_channels * h * w
+                * self.in_channels // self.groups * self.kernel ** 2)
+
+
+def L(name, n, c, hw, o, k, s=1, p=0, d=1, g=1):
+    pair = lambda v: (v, v)  # noqa: E731
+    return Layer(name, n, c, pair(hw) if isinstance(hw, int) else hw, o, k, pair(s), pair(p),
+                 pair(d), g)
+
+
+SUITE = [
+    L("mnist 1->8 3x3", 32, 1, 28, 8, 3, p=1),
+    L("lenet c1 1->6 5x5", 32, 1, 32, 6, 5),
+    L("lenet c2 6->16 5x5", 32, 6, 14, 16, 5),
+    L("rgb stem 3->64 7x7 s2", 1, 3, 224, 64, 7, s=2, p=3),
+    L("rgb 3->32 5x5 s2", 8, 3, 64, 32, 5, s=2, p=2),
+    L("resnet 64 3x3 56 b8", 8, 64, 56, 64, 3, p=1),
+    L("resnet 64 3x3 56 b1", 1, 64, 56, 64, 3, p=1),
+    L("resnet 128 3x3 28 b8", 8, 128, 28, 128, 3, p=1),
+    L("resnet 256 3x3 14 b8", 8, 256, 14, 256, 3, p=1),
+    L("resnet 512 3x3 7 b8", 8, 512, 7, 512, 3, p=1),
+    L("resnet 512 3x3 7 b1", 1, 512, 7, 512, 3, p=1),
+    L("down 64->128 3x3 s2", 8, 64, 56, 128, 3, s=2, p=1),
+    L("pointwise 256->64 1x1", 8, 256, 14, 64, 1),
+    L("pointwise 64->256 1x1 b1", 1, 64, 56, 256, 1),
+    L("dilated 64 3x3 d2", 8, 64, 28, 64, 3, p=2, d=2),
+    L("grouped 128 3x3 g4", 8, 128, 28, 128, 3, p=1, g=4),
+    L("depthwise 128 3x3", 8, 128, 28, 128, 3, p=1, g=128),
+    L("odd 17->23 5x5 31x37", 4, 17, (31, 37), 23, 5, p=2),
+]
+QUICK = ["mnist 1->8 3x3", "rgb stem 3->64 7x7 s2", "resnet 64 3x3 56 b8",
+         "resnet 512 3x3 7 b1", "pointwise 256->64 1x1", "depthwise 128 3x3"]
+PEAK_LAYER = "resnet 64 3x3 56 b8"
+MEMORY_LAYER = "resnet 64 3x3 56 b8"
+
+
+def blas_peak(dtype, rounds=5, n=1536):
+    """GFLOP/s of a large single-thread matrix product through NumPy's BLAS."""
+    a = np.random.default_rng(0).random((n, n)).astype(dtype)
+    with threadpool_limits(limits=1, user_api="blas"):
+        a @ a
+        best = min(_timed(lambda: a @ a) for _ in range(rounds))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_interleaved(fns, rounds, budget_s, pause_s):
+    """Median seconds per call of each function, calls interleaved round by round.
+
+    Idle thread pools spin after a call (OpenBLAS for ~2**28 cycles, libgomp,
+    ONNX Runtime) and would steal the cores from the next peer's call: each
+    timed call starts after a pause, on a quiet machine.  An untimed call just
+    before it wakes the idle cores and the peer's own threads (waking an idle
+    vCPU costs milliseconds here), as back-to-back layers of a network would.
+    """
+    times = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget_s
+    for r in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(pause_s)
+            fn()
+            times[name].append(_timed(fn))
+        if r >= 2 and time.perf_counter() > deadline:
+            break
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def agree(outputs, dtype):
+    ref = outputs["torch"]
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    scale = max(1.0, float(np.abs(ref).max()))
+    return {name: float(np.abs(out - ref).max() / scale) for name, out in outputs.items()
+            if name != "torch" and float(np.abs(out - ref).max()) > tol * scale}
+
+
+def run_case(layer, dtype, threads, args, peers):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (layer.batch, layer.in_channels) + layer.size).astype(dtype)
+    w = rng.uniform(-1, 1, (layer.out_channels, layer.in_channels // layer.groups,
+                            layer.kernel, layer.kernel)).astype(dtype)
+    b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
+    fns = {"cyconv": make_cyconv(x, w, b, layer, threads)}
+    for name in peers:
+        fn = PEERS[name](x, w, b, layer, threads)
+        if fn is not None:
+            fns[name] = fn
+    outputs = {name: np.asarray(fn()) for name, fn in fns.items()}
+    bad = agree(outputs, dtype)
+    if bad:
+        raise AssertionError(f"{layer.name} {np.dtype(dtype).name}: results disagree "
+                             f"with torch (max relative error {bad})")
+    median = time_interleaved(fns, args.rounds, args.budget, args.pause)
+    row = {"layer": layer.name, "dtype": np.dtype(dtype).name, "threads": threads,
+           "gflop": layer.flops / 1e9}
+    for name, seconds in median.items():
+        row[f"{name}_ms"] = seconds * 1e3
+        row[f"{name}_gflops"] = layer.flops / seconds / 1e9
+        if name != "cyconv":
+            row[f"speedup_vs_{name}"] = seconds / median["cyconv"]
+    return row
+
+
+MEMORY_PROBE = r"""
+import json, sys, numpy as np
+which, n, c, h, o, k, p = sys.argv[1], *map(int, sys.argv[2:])
+x = np.random.default_rng(0).random((n, c, h, h), dtype=np.float32)
+w = np.random.default_rng(1).random((o, c, k, k), dtype=np.float32)
+if which == "torch":
+    import torch, torch.nn.functional as F
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    run = lambda: F.conv2d(tx, tw, None, 1, p).numpy()
+else:
+    import cyconv
+    run = lambda: cyconv.conv2d(x, w, None, 1, p)
+def status(key):  # kB fields of /proc/self/status
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
+before = status("VmRSS:")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+out = run()
+peak = status("VmHWM:")
+print(json.dumps({"extra_bytes": max(peak, before) - before - out.nbytes,
+                  "output_bytes": out.nbytes, "input_bytes": x.nbytes}))
+"""
+
+
+def peak_extra_memory(layer):
+    """Peak RSS growth of one float32 call beyond its output, in a fresh process."""
+    result = {}
+    for which in ("cyconv", "torch"):
+        args = [str(v) for v in (layer.batch, layer.in_channels, layer.size[0],
+                                 layer.out_channels, layer.kernel, layer.padding[0])]
+        proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, which, *args],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode == 0:
+            result[which] = json.loads(proc.stdout)
+    return result
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def summarise(rows, peers):
+    lines = []
+    for dtype in sorted({r["dtype"] for r in rows}):
+        for threads in sorted({r["threads"] for r in rows}):
+            sel = [r for r in rows if r["dtype"] == dtype and r["threads"] == threads]
+            parts = []
+            for peer in peers:
+                vals = [r.get(f"speedup_vs_{peer}") for r in sel if f"speedup_vs_{peer}" in r]
+                if vals:
+                    worst = min(sel, key=lambda r: r.get(f"speedup_vs_{peer}", float("inf")))
+                    parts.append(f"vs {peer}: geomean {geomean(vals):.2f}x, worst "
+                                 f"{worst[f'speedup_vs_{peer}']:.2f}x ({worst['layer']})")
+            lines.append(f"{dtype}, {threads} thread{'s' if threads > 1 else ''}: "
+                         + "; ".join(parts))
+    by_key = {(r["layer"], r["dtype"]): {} for r in rows}
+    for r in rows:
+        by_key[(r["layer"], r["dtype"])][r["threads"]] = r["cyconv_ms"]
+    scaling = [(k, t[1] / t[2]) for k, t in by_key.items() if 1 in t and 2 in t]
+    if scaling:
+        worst = min(scaling, key=lambda kv: kv[1])
+        lines.append(f"scaling 1 -> 2 threads (cyconv): geomean {geomean([s for _, s in scaling]):.2f}x, "
+                     f"worst {worst[1]:.2f}x ({worst[0][0]}, {worst[0][1]})")
+    return lines
+
+
+def markdown(rows, peers, peak, meta, memory, summary):
+    out = [f"cyconv {meta['cyconv']['version']} (kernel `{meta['cyconv']['kernel']}`), "
+           f"torch {meta['versions'].get('torch')}, numpy {meta['versions']['numpy']}, "
+           f"onnxruntime {meta['versions'].get('onnxruntime')}; {meta['machine']}.",
+           f"Single-thread BLAS peak measured in this run: {peak['float32']:.0f} GFLOP/s "
+           f"float32, {peak['float64']:.0f} GFLOP/s float64. Speed-up = peer time / cyconv "
+           f"time (> 1: cyconv is faster). Median of interleaved rounds.", "",
+           "**Summary**", ""] + [f"- {line}" for line in summary] + [""]
+    if memory:
+        parts = [f"{k} {v['extra_bytes'] / 2**20:.1f} MiB" for k, v in memory.items()]
+        out += [f"Peak extra memory of one float32 call on `{MEMORY_LAYER}` beyond input and "
+                f"output (fresh process, RSS): " + ", ".join(parts) + ".", ""]
+    head = ["layer", "dtype", "thr", "GFLOP", "cyconv ms", "cyconv GFLOP/s", "% peak"]
+    for p in peers:
+        head += [f"{p} ms", f"vs {p}"]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["layer"], r["dtype"], str(r["threads"]), f"{r['gflop']:.3f}",
+                 f"{r['cyconv_ms']:.2f}", f"{r['cyconv_gflops']:.1f}",
+                 f"{100 * r['cyconv_gflops'] / (peak[r['dtype']] * r['threads']):.0f}%"]
+        for p in peers:
+            if f"{p}_ms" in r:
+                cells += [f"{r[f'{p}_ms']:.2f}", f"**{r[f'speedup_vs_{p}']:.2f}x**"]
+            else:
+                cells += ["-", "-"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def chart(rows, peers, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    combos = sorted({(r["dtype"], r["threads"]) for r in rows})
+    fig, axes = plt.subplots(1, len(combos), figsize=(6 * len(combos), 7), sharey=True,
+                             squeeze=False)
+    for ax, (dtype, threads) in zip(axes[0], combos):
+        sel = [r for r in rows if r["dtype"] == dtype and r["threads"] == threads]
+        y = np.arange(len(sel))
+        height = 0.8 / len(peers)
+        for i, peer in enumerate(peers):
+            vals = [r.get(f"speedup_vs_{peer}", np.nan) for r in sel]
+            ax.barh(y + i * height, vals, height, label=f"vs {peer}")
+        ax.axvline(1.0, color="black", lw=1)
+        ax.set_xscale("log")
+        ax.set_yticks(y + 0.4 - height / 2, [r["layer"] for r in sel], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"{dtype}, {threads} thread{'s' if threads > 1 else ''}")
+        ax.set_xlabel("speed-up of cyconv (peer time / cyconv time, log)")
+    axes[0][0].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def machine_info():
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--quick", action="store_true", help="a representative subset")
+    ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
+    ap.add_argument("--peers", default="torch,numpy,onnxruntime")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (max)")
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds per case, soft")
+    ap.add_argument("--pause", type=float, default=0.1,
+                    help="seconds of quiet before each timed call (spinning thread pools)")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--out", default="bench/results")
+    args = ap.parse_args(argv)
+
+    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+    threads_list = [int(t) for t in args.threads.split(",")]
+    peers = [p for p in args.peers.split(",") if p != "onnxruntime" or onnxruntime_available()]
+    layers = [l for l in SUITE if not args.quick or l.name in QUICK]
+    if args.layers:
+        layers = [l for l in layers if any(s in l.name for s in args.layers.split(","))]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    print(f"cyconv {cyconv.__version__}: {cyconv.config()}", flush=True)
+    print("BLAS libraries:", [(i["internal_api"], i.get("architecture"))
+                              for i in threadpool_info()], flush=True)
+    peak = {np.dtype(d).name: blas_peak(d) for d in (np.float32, np.float64)}
+    print(f"single-thread BLAS peak: {peak['float32']:.1f} GFLOP/s float32, "
+          f"{peak['float64']:.1f} float64", flush=True)
+
+    rows = []
+    cases = [(l, d, t) for d in dtypes for l in layers for t in threads_list]
+    for i, (layer, dtype, threads) in enumerate(cases, 1):
+        row = run_case(layer, dtype, threads, args, peers)
+        rows.append(row)
+        speed = "  ".join(f"vs {p} {row[f'speedup_vs_{p}']:.2f}x" for p in peers
+                          if f"speedup_vs_{p}" in row)
+        print(f"[{i}/{len(cases)}] {layer.name:28s} {row['dtype']} {threads}t: "
+              f"cyconv {row['cyconv_gflops']:6.1f} GFLOP/s  {speed}", flush=True)
+
+    memory = {}
+    if not args.no_memory and os.path.exists("/proc/self/statm"):
+        memory = peak_extra_memory(next(l for l in SUITE if l.name == MEMORY_LAYER))
+        print("peak extra memory (MiB):",
+              {k: round(v["extra_bytes"] / 2**20, 1) for k, v in memory.items()}, flush=True)
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("torch", "onnxruntime"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    meta = {"machine": machine_info(), "versions": versions, "cyconv": cyconv.config(),
+            "blas": threadpool_info(), "blas_peak_gflops": peak,
+            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE",
+                                                    "OPENBLAS_L2_SIZE")},
+            "threads": threads_list, "suite": [asdict(l) for l in layers]}
+    summary = summarise(rows, peers)
+    (out_dir / "results.json").write_text(json.dumps(
+        {"meta": meta, "summary": summary, "memory": memory, "rows": rows}, indent=1,
+        default=str))
+    (out_dir / "results.md").write_text(markdown(rows, peers, peak, meta, memory, summary))
+    drew = chart(rows, peers, out_dir / "speedup.png")
+    print("\n".join(["", "Summary:"] + summary))
+    print(f"\nwrote {out_dir / 'results.md'}, {out_dir / 'results.json'}"
+          + (f", {out_dir / 'speedup.png'}" if drew else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -28,8 +28,9 @@ def _load():
     baseline = _import("baseline")
     if baseline is None:
         raise ImportError(
-            "cyconv's compiled kernels are missing: build the package "
-            "(pip install .) instead of importing it from the source tree")
+            f"cyconv's compiled kernels are missing from {os.path.dirname(__file__)}: "
+            "this looks like the source tree. Install cyconv (pip install .) and import it "
+            "from another directory, or build it in place (pip install -e .)")
     built = [v for v in VARIANT_LEVELS if v == "baseline" or _import_spec(v)]
     runnable = [v for v in built if baseline.cpu_supports_level(VARIANT_LEVELS[v])]
     forced = os.environ.get(ENV_VAR, "").strip()

@@ -59,6 +59,20 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+cdef inline void valid_columns(Py_ssize_t iw0, Py_ssize_t stride, Py_ssize_t in_w,
+                               Py_ssize_t length, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    # [lo, hi): the q in [0, length) with 0 <= iw0 + q * stride < in_w
+    cdef Py_ssize_t a, b
+    if stride == 1:  # no division on the common path
+        a = max(0, -iw0)
+        b = in_w - iw0
+    else:
+        a = 0 if iw0 >= 0 else ceil_div(-iw0, stride)
+        b = ceil_div(in_w - iw0, stride) if in_w > iw0 else 0
+    lo[0] = min(a, length)
+    hi[0] = max(lo[0], min(b, length))
+
+
 cdef inline void micro_kernel(const floating* x, Py_ssize_t ldx,
                               const floating* w, Py_ssize_t depth,
                               floating* c, Py_ssize_t ldc) noexcept nogil:
@@ -134,15 +148,7 @@ cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
                         continue
                     row = plane + ih * g.in_w
                     iw0 = ow0 * g.stride_w + j * g.dilation_w - g.pad_left
-                    # columns q with 0 <= iw0 + q * stride_w < in_w
-                    if g.stride_w == 1:  # no division on the common path
-                        lo = min(length, max(0, -iw0))
-                        hi = max(lo, min(length, g.in_w - iw0))
-                    else:
-                        lo = 0 if iw0 >= 0 else ceil_div(-iw0, g.stride_w)
-                        hi = ceil_div(g.in_w - iw0, g.stride_w) if g.in_w > iw0 else 0
-                        lo = min(lo, length)
-                        hi = max(lo, min(hi, length))
+                    valid_columns(iw0, g.stride_w, g.in_w, length, &lo, &hi)
                     fill_zero(dst, lo)
                     if g.stride_w == 1:
                         copy_run(dst + lo, row + iw0 + lo, hi - lo)
@@ -230,9 +236,126 @@ cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads
     return t
 
 
+cdef inline bint use_planes(const Geometry* g) noexcept nogil:
+    # depthwise-like: few input channels per group and output channels too
+    # few to amortise a gather over
+    return g.in_channels // g.groups <= 4 and g.out_channels // g.groups <= 16
+
+
+cdef void axpy(floating* y, const floating* x, floating a, Py_ssize_t n) noexcept nogil:
+    # y += a * x; kept out of line so gcc vectorises it with its own alias check
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] += a * x[i]
+
+
+cdef void flat_plane(const floating* x, const floating* weight, floating bias,
+                     floating* out, const Geometry* g, Py_ssize_t n, Py_ssize_t oc,
+                     floating* padded, floating* acc) noexcept nogil:
+    # Stride 1: on a zero-padded plane of row length pw, output (oh, ow) sits at
+    # flat index oh * pw + ow and each tap (i, j) is a constant shift, so a tap
+    # is one long contiguous axpy over the whole plane (the columns past out_w
+    # are computed and dropped).
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t group = oc // (g.out_channels // g.groups)
+    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t length = (g.out_h - 1) * pw + g.out_w
+    cdef Py_ssize_t c, i, j, r, p, ih, lo, hi, shift
+    cdef const floating* src
+    cdef floating wv
+    for p in range(length):
+        acc[p] = bias
+    for c in range(cin_g):
+        src = x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w
+        for r in range(ph):
+            ih = r - g.pad_top
+            if ih < 0 or ih >= g.in_h:
+                fill_zero(padded + r * pw, pw)
+                continue
+            valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
+            fill_zero(padded + r * pw, lo)
+            memcpy(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left,
+                   (hi - lo) * sizeof(floating))
+            fill_zero(padded + r * pw + hi, pw - hi)
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                wv = weight[((oc * cin_g + c) * g.kernel_h + i) * g.kernel_w + j]
+                shift = i * g.dilation_h * pw + j * g.dilation_w
+                axpy(acc, padded + shift, wv, length)
+    for r in range(g.out_h):
+        memcpy(out + ((n * g.out_channels + oc) * g.out_h + r) * g.out_w, acc + r * pw,
+               g.out_w * sizeof(floating))
+
+
+cdef void strided_rows(const floating* x, const floating* weight, floating bias,
+                       floating* out, const Geometry* g, Py_ssize_t n, Py_ssize_t oc) noexcept nogil:
+    # Any stride: each output row accumulates the shifted input rows of every
+    # tap, skipping (not reading) the zero padding.
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t group = oc // (g.out_channels // g.groups)
+    cdef Py_ssize_t oh, c, i, j, q, ih, iw0, lo, hi
+    cdef const floating* row
+    cdef floating* dst
+    cdef floating wv
+    for oh in range(g.out_h):
+        dst = out + ((n * g.out_channels + oc) * g.out_h + oh) * g.out_w
+        for q in range(g.out_w):
+            dst[q] = bias
+        for c in range(cin_g):
+            for i in range(g.kernel_h):
+                ih = oh * g.stride_h + i * g.dilation_h - g.pad_top
+                if ih < 0 or ih >= g.in_h:
+                    continue
+                row = x + ((n * g.in_channels + group * cin_g + c) * g.in_h + ih) * g.in_w
+                for j in range(g.kernel_w):
+                    wv = weight[((oc * cin_g + c) * g.kernel_h + i) * g.kernel_w + j]
+                    iw0 = j * g.dilation_w - g.pad_left
+                    valid_columns(iw0, g.stride_w, g.in_w, g.out_w, &lo, &hi)
+                    for q in range(lo, hi):
+                        dst[q] += wv * row[iw0 + q * g.stride_w]
+
+
+cdef int forward_planes(const floating* x, const floating* weight, const floating* bias,
+                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
+    # For few channels per group (depthwise, single-channel inputs) the
+    # register-blocked kernel would fill its lanes mostly with padding and
+    # spend its time gathering: work plane by plane instead.
+    cdef Py_ssize_t planes = g.batch * g.out_channels
+    cdef bint flat = g.stride_h == 1 and g.stride_w == 1
+    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t plane
+    cdef floating* padded
+    cdef floating* acc
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, planes))
+    with parallel(num_threads=n_threads):
+        padded = NULL  # thread-private: set here, not before the block
+        acc = NULL
+        if flat:
+            padded = <floating*>cyconv_aligned_alloc(ph * pw * sizeof(floating))
+            acc = <floating*>cyconv_aligned_alloc(ph * pw * sizeof(floating))
+            if padded == NULL or acc == NULL:
+                failed_flag[0] = 1
+        for plane in prange(planes, schedule='static'):
+            if not flat:
+                strided_rows(x, weight, bias[plane % g.out_channels], out, g,
+                             plane // g.out_channels, plane % g.out_channels)
+            elif padded != NULL and acc != NULL:
+                flat_plane(x, weight, bias[plane % g.out_channels], out, g,
+                           plane // g.out_channels, plane % g.out_channels, padded, acc)
+        cyconv_aligned_free(padded)
+        cyconv_aligned_free(acc)
+    return -1 if failed else 0
+
+
 cdef int forward(const floating* x, const floating* weight, const floating* bias,
                  floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Returns 0, or -1 when a buffer could not be allocated.
+    if use_planes(g):
+        return forward_planes(x, weight, bias, out, g, n_threads)
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Tiling t = choose_tiling(g, pos_block, n_threads)
     cdef Py_ssize_t cin_g = g.in_channels // g.groups

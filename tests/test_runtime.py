@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -129,8 +130,9 @@ def test_repeated_calls_do_not_grow_memory(rng):
 
 def _run_python(code, **env):
     full_env = dict(os.environ, **env)
+    # outside the checkout, whose source folder would shadow the installed cyconv
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+                          env=full_env, timeout=120, cwd=tempfile.gettempdir())
 
 
 def test_omp_num_threads_sets_the_default():

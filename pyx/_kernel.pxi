@@ -99,31 +99,34 @@ cdef inline void micro_kernel(const floating* x, Py_ssize_t ldx,
 
 
 cdef inline void fill_zero(floating* dst, Py_ssize_t n) noexcept nogil:
-    if n > 0:
-        memset(dst, 0, n * sizeof(floating))
+    # runs here are a few to a few hundred elements: an inline loop beats a
+    # memset/memcpy call, whose overhead dominated 1x1 layers
+    cdef Py_ssize_t q
+    for q in range(n):
+        dst[q] = 0
 
 
 cdef inline void copy_run(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    # A full tile row is the common case: a fixed trip count makes it two
-    # vector moves instead of a memcpy call.
-    cdef int q
+    cdef Py_ssize_t q
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
-    if n == P:
+    if n == P:  # a full tile row: a fixed trip count makes it two vector moves
         for q in range(P):
             dst[q] = src[q]
-    elif n > 0:
-        memcpy(dst, src, n * sizeof(floating))
+    else:
+        for q in range(n):
+            dst[q] = src[q]
 
 
 cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
                  Py_ssize_t ic0, Py_ssize_t n_ic,
                  const Py_ssize_t* segments, Py_ssize_t n_segments,
-                 floating* buf, Py_ssize_t pos_block) noexcept nogil:
+                 const floating** in_place, floating* buf, Py_ssize_t pos_block) noexcept nogil:
     # buf[tile][r][lane], r = (c * kh + i) * kw + j: the zero-padded input that
     # output position tile * pos_block + lane sees through tap (i, j) of input
     # channel ic0 + c.  Each tile is contiguous, so the micro-kernel streams it.
     # Positions come as segments (image, output row, first column, first
-    # position, length) that never cross a tile.
+    # position, length) that never cross a tile.  Tiles read in place
+    # (in_place[tile] != NULL) are skipped.
     cdef Py_ssize_t s, c, i, j, q, lo, hi, n, oh, ow0, p0, length, ih, iw0
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t rows = n_ic * g.kernel_h * g.kernel_w
@@ -136,6 +139,8 @@ cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
         ow0 = segments[5 * s + 2]
         p0 = segments[5 * s + 3]
         length = segments[5 * s + 4]
+        if in_place[p0 // pos_block] != NULL:
+            continue
         dst = buf + (p0 // pos_block) * rows * pos_block + p0 % pos_block
         for c in range(n_ic):
             plane = x + ((n * g.in_channels + group * cin_g + ic0 + c) * g.in_h) * g.in_w
@@ -373,8 +378,15 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     cdef floating* dst
     cdef floating value
     cdef Py_ssize_t* segments
+    cdef const floating** in_place
+    cdef const floating* src
+    cdef Py_ssize_t first, ld
     cdef int failed = 0
     cdef int* failed_flag = &failed  # shared: written through a pointer in the parallel block
+    # A 1x1 kernel with stride 1 and no padding: each input plane already is
+    # the packed operand, so a tile inside one image is read where it lies.
+    cdef bint reads_in_place = (g.kernel_h == 1 and g.kernel_w == 1 and g.stride_h == 1
+                                and g.stride_w == 1 and g.out_h == g.in_h and g.out_w == g.in_w)
 
     packed = <floating*>malloc(g.groups * t.n_oc_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
     if packed == NULL:
@@ -387,10 +399,11 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
         buf = <floating*>cyconv_aligned_alloc(t.channels_per_gather * taps * t.chunk_width * sizeof(floating))
         acc = <floating*>malloc(item_channels * t.chunk_width * sizeof(floating))
         segments = <Py_ssize_t*>malloc(5 * t.chunk_width * sizeof(Py_ssize_t))
-        if buf == NULL or acc == NULL or segments == NULL:
+        in_place = <const floating**>malloc(TILES_PER_CHUNK * sizeof(floating*))
+        if buf == NULL or acc == NULL or segments == NULL or in_place == NULL:
             failed_flag[0] = 1
         for item in prange(t.n_items, schedule='static'):
-            if buf == NULL or acc == NULL or segments == NULL:
+            if buf == NULL or acc == NULL or segments == NULL or in_place == NULL:
                 continue
             oc_item = item % t.n_oc_items
             chunk = (item // t.n_oc_items) % t.n_chunks
@@ -401,6 +414,12 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
             n_seg = chunk_segments(g, q0, n_pos, pos_block, segments)
             b0 = oc_item * t.blocks_per_item
             b1 = min(t.n_oc_blocks, b0 + t.blocks_per_item)
+            for tile in range(n_tiles):
+                in_place[tile] = NULL
+                first = q0 + tile * pos_block
+                if (reads_in_place and (tile + 1) * pos_block <= n_pos
+                        and first // plane == (first + pos_block - 1) // plane):
+                    in_place[tile] = x + (first // plane) * g.in_channels * plane + first % plane
 
             # acc[o][p]: the item's output channels o, its positions p, starting at the bias
             for o in range((b1 - b0) * CYCONV_OC_BLOCK):
@@ -413,7 +432,7 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                 ic0 = slice_ * t.channels_per_gather
                 n_ic = min(t.channels_per_gather, cin_g - ic0)
                 rows = n_ic * taps
-                gather(x, g, group, ic0, n_ic, segments, n_seg, buf, pos_block)
+                gather(x, g, group, ic0, n_ic, segments, n_seg, in_place, buf, pos_block)
                 # the unused lanes of the last tile must hold finite values
                 if n_pos < n_tiles * pos_block:
                     for r in range(rows):
@@ -421,9 +440,15 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                                   pos_block - n_pos % pos_block)
                 # a tile (rows x pos_block) stays in L1 while the weight blocks stream
                 for tile in range(n_tiles):
+                    if in_place[tile] != NULL:
+                        src = in_place[tile] + (group * cin_g + ic0) * plane
+                        ld = plane
+                    else:
+                        src = buf + tile * rows * pos_block
+                        ld = pos_block
                     for b in range(b0, b1):
                         micro_kernel(
-                            buf + tile * rows * pos_block, pos_block,
+                            src, ld,
                             packed + ((group * t.n_oc_blocks + b) * depth + ic0 * taps) * CYCONV_OC_BLOCK,
                             rows,
                             acc + (b - b0) * CYCONV_OC_BLOCK * t.chunk_width + tile * pos_block,
@@ -434,11 +459,12 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                 for s in range(n_seg):
                     dst = (out + (segments[5 * s] * g.out_channels + oc) * plane
                            + segments[5 * s + 1] * g.out_w + segments[5 * s + 2])
-                    memcpy(dst, acc + o * t.chunk_width + segments[5 * s + 3],
-                           segments[5 * s + 4] * sizeof(floating))
+                    copy_run(dst, acc + o * t.chunk_width + segments[5 * s + 3],
+                             segments[5 * s + 4])
         cyconv_aligned_free(buf)
         free(acc)
         free(segments)
+        free(in_place)
     free(packed)
     return -1 if failed else 0
 

@@ -153,8 +153,7 @@ cdef inline void gather_row(const floating* x, const Geometry* g, Py_ssize_t gro
 cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
                  Py_ssize_t ic0, Py_ssize_t n_ic,
                  const Py_ssize_t* segments, Py_ssize_t n_segments,
-                 const floating** in_place, const char* wide, floating* buf,
-                 Py_ssize_t pos_block) noexcept nogil:
+                 const floating** in_place, const char* wide, floating* buf) noexcept nogil:
     # buf[tile][r][lane], r = (c * kh + i) * kw + j: the zero-padded input that
     # output position tile * pos_block + lane sees through tap (i, j) of input
     # channel ic0 + c.  Each tile is contiguous, so the micro-kernel streams it.
@@ -168,6 +167,8 @@ cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
     cdef Py_ssize_t s, c, i, j, q, lo, hi, n, oh, ow0, p0, length, ih, iw0
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t rows = n_ic * g.kernel_h * g.kernel_w
+    # a compile-time constant, so p0 // pos_block is a shift, not an idiv
+    cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t reach_w = (g.kernel_w - 1) * g.dilation_w
     cdef Py_ssize_t wide_len = pos_block + reach_w
     cdef const floating* row
@@ -439,8 +440,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     # Stride 1 along rows: a tile within one output row gathers each input row
     # once for all kw taps (a "wide" row); fits the tile's buffer while
     # dilation_w <= pos_block.  Measured (bench, 1 thread): float64 gains
-    # 25-45% on 3x3/5x5 layers; float32 loses 10-20% (its shifted loads split
-    # cache lines twice as often for the gather they save), so double only.
+    # 25-45% on 3x3/5x5 layers; float32 gains nothing and loses 30% on the
+    # dilated layer (its shifted loads split cache lines), so double only.
     cdef bint wide_rows = (floating is double and g.stride_w == 1 and g.kernel_w > 1
                            and g.dilation_w <= pos_block)
     cdef Py_ssize_t wide_len = pos_block + (g.kernel_w - 1) * g.dilation_w
@@ -495,7 +496,7 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                 ic0 = slice_ * t.channels_per_gather
                 n_ic = min(t.channels_per_gather, cin_g - ic0)
                 rows = n_ic * taps
-                gather(x, g, group, ic0, n_ic, segments, n_seg, in_place, wide, buf, pos_block)
+                gather(x, g, group, ic0, n_ic, segments, n_seg, in_place, wide, buf)
                 # the unused lanes of the last tile must hold finite values
                 if n_pos < n_tiles * pos_block:
                     for r in range(rows):

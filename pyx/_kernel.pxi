@@ -3,8 +3,13 @@
 # Everything here trusts its arguments: cyconv/_validation.py has checked the
 # shapes, dtypes and parameters, and hands over C-contiguous typed buffers.
 #
-# Method: direct convolution as a blocked matrix product without an im2col
-# buffer.  Output positions are flattened over (image, row, column) and cut into
+# Three paths, chosen per call in forward(): the plane kernel for depthwise and
+# other few-channel groups; the row-band kernel for output rows at least four
+# band tiles wide; and, for everything else (narrow planes, 1x1), the gathered
+# kernel described here.
+#
+# Gathered kernel: direct convolution as a blocked matrix product without an
+# im2col buffer.  Output positions are flattened over (image, row, column) and cut into
 # chunks of a few register tiles.  For each chunk a thread gathers the input
 # values that chunk needs, for a slice of input channels, into a small buffer
 # laid out [channel, tap][position] (zero padding, stride and dilation are
@@ -23,6 +28,9 @@ cdef extern from "cyconv_platform.h" nogil:
         CYCONV_OC_BLOCK
         CYCONV_POS_BLOCK_F32
         CYCONV_POS_BLOCK_F64
+        CYCONV_BAND_POSITIONS
+        CYCONV_BAND_LANES_F32
+        CYCONV_BAND_LANES_F64
         CYCONV_OPENMP
     int omp_get_max_threads()
     int omp_get_num_threads()
@@ -237,25 +245,25 @@ cdef Py_ssize_t chunk_segments(const Geometry* g, Py_ssize_t q0, Py_ssize_t n_po
 
 
 cdef void pack_weight_block(const floating* weight, const Geometry* g,
-                            Py_ssize_t group, Py_ssize_t block,
+                            Py_ssize_t group, Py_ssize_t block, Py_ssize_t block_size,
                             floating* packed) noexcept nogil:
-    # packed[group][block][r][o] = weight[group * cout_g + block * OC_BLOCK + o][r],
+    # packed[group][block][r][o] = weight[group * cout_g + block * block_size + o][r],
     # zero for the channels past cout_g that fill the last block.
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
-    cdef Py_ssize_t n_blocks = ceil_div(cout_g, CYCONV_OC_BLOCK)
-    cdef floating* dst = packed + (group * n_blocks + block) * depth * CYCONV_OC_BLOCK
+    cdef Py_ssize_t n_blocks = ceil_div(cout_g, block_size)
+    cdef floating* dst = packed + (group * n_blocks + block) * depth * block_size
     cdef const floating* src
     cdef Py_ssize_t o, r, oc
-    for o in range(CYCONV_OC_BLOCK):
-        oc = block * CYCONV_OC_BLOCK + o
+    for o in range(block_size):
+        oc = block * block_size + o
         if oc < cout_g:
             src = weight + (group * cout_g + oc) * depth
             for r in range(depth):
-                dst[r * CYCONV_OC_BLOCK + o] = src[r]
+                dst[r * block_size + o] = src[r]
         else:
             for r in range(depth):
-                dst[r * CYCONV_OC_BLOCK + o] = 0
+                dst[r * block_size + o] = 0
 
 
 cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads) noexcept nogil:
@@ -405,11 +413,152 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
     return -1 if failed else 0
 
 
+cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
+                             Py_ssize_t depth, Py_ssize_t stride,
+                             const floating* w, floating* tile) noexcept nogil:
+    # tile[p][v] = sum_r w[r][v] * band[offsets[r] + p * stride] for
+    # BAND_POSITIONS positions x LANES output channels, in registers: per step
+    # two weight vectors, one broadcast per position, 2 * BAND_POSITIONS FMAs.
+    # One flat loop over r (offsets table): gcc schedules nested runtime
+    # loops around this block much worse.
+    cdef floating acc[CYCONV_BAND_POSITIONS][CYCONV_BAND_LANES_F32]
+    cdef floating xv
+    cdef const floating* xr
+    cdef const floating* wr
+    cdef Py_ssize_t r
+    cdef int p, v
+    cdef int L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    for p in range(CYCONV_BAND_POSITIONS):
+        for v in range(L):
+            acc[p][v] = 0
+    if stride == 1:  # constant offsets: one address per broadcast, no stepping
+        for r in range(depth):
+            xr = band + offsets[r]
+            wr = w + r * L
+            for p in range(CYCONV_BAND_POSITIONS):
+                xv = xr[p]
+                for v in range(L):
+                    acc[p][v] += xv * wr[v]
+    else:
+        for r in range(depth):
+            xr = band + offsets[r]
+            wr = w + r * L
+            for p in range(CYCONV_BAND_POSITIONS):
+                xv = xr[p * stride]
+                for v in range(L):
+                    acc[p][v] += xv * wr[v]
+    for p in range(CYCONV_BAND_POSITIONS):
+        for v in range(L):
+            tile[p * L + v] = acc[p][v]
+
+
+cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
+    # Rows at least four position tiles wide, and enough output channels per
+    # group to fill the vector lanes.
+    return (g.out_w >= 4 * CYCONV_BAND_POSITIONS
+            and g.out_channels // g.groups >= lanes)
+
+
+cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
+                       floating* out, const Geometry* g, int n_threads) noexcept nogil:
+    # Gather-free dense kernel for wide output rows.  A work item is one output
+    # row of one image and a slice of output channels: the thread copies the
+    # kh input rows of every input channel that row needs into a zero-padded
+    # band once, and the band kernel broadcasts inputs straight from it
+    # against vectors of LANES output channels (weights packed
+    # [group][block][C_in/groups * kh * kw][LANES]).
+    cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t depth = cin_g * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t n_blocks = ceil_div(cout_g, L)
+    cdef Py_ssize_t n_tiles = ceil_div(g.out_w, Q)
+    # the band covers whole tiles, so the last one reads zeros past the row
+    cdef Py_ssize_t band_w = (n_tiles * Q - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
+    cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
+    cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t item, pack, r, c, i, j, group, n, oh, oc_item, b, b0, b1, tile_i
+    cdef Py_ssize_t ih, lo, hi, p, v, oc, ow0
+    cdef floating* packed
+    cdef Py_ssize_t* offsets
+    cdef floating* band
+    cdef floating* tile
+    cdef floating* dst
+    cdef const floating* row
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
+    n_oc_items = ceil_div(n_blocks, blocks_per_item)
+    while g.groups * g.batch * g.out_h * n_oc_items < wanted and blocks_per_item > 1:
+        blocks_per_item = ceil_div(n_blocks, 2 * n_oc_items)
+        n_oc_items = ceil_div(n_blocks, blocks_per_item)
+    n_items = g.groups * g.batch * g.out_h * n_oc_items
+
+    packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
+    offsets = <Py_ssize_t*>malloc(depth * sizeof(Py_ssize_t))
+    if packed == NULL or offsets == NULL:
+        free(packed)
+        free(offsets)
+        return -1
+    for c in range(cin_g):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (c * g.kernel_h + i) * band_w + j * g.dilation_w
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
+    with parallel(num_threads=n_threads):
+        for pack in prange(g.groups * n_blocks, schedule='static'):
+            pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
+        band = <floating*>cyconv_aligned_alloc(cin_g * g.kernel_h * band_w * sizeof(floating))
+        tile = <floating*>cyconv_aligned_alloc(Q * L * sizeof(floating))
+        if band == NULL or tile == NULL:
+            failed_flag[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if band == NULL or tile == NULL:
+                continue
+            oc_item = item % n_oc_items
+            oh = (item // n_oc_items) % g.out_h
+            n = (item // (n_oc_items * g.out_h)) % g.batch
+            group = item // (n_oc_items * g.out_h * g.batch)
+            for c in range(cin_g):
+                for i in range(g.kernel_h):
+                    dst = band + (c * g.kernel_h + i) * band_w
+                    ih = oh * g.stride_h + i * g.dilation_h - g.pad_top
+                    if ih < 0 or ih >= g.in_h:
+                        fill_zero(dst, band_w)
+                        continue
+                    row = x + ((n * g.in_channels + group * cin_g + c) * g.in_h + ih) * g.in_w
+                    valid_columns(-g.pad_left, 1, g.in_w, band_w, &lo, &hi)
+                    fill_zero(dst, lo)
+                    copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
+                    fill_zero(dst + hi, band_w - hi)
+            b0 = oc_item * blocks_per_item
+            b1 = min(n_blocks, b0 + blocks_per_item)
+            for tile_i in range(n_tiles):
+                ow0 = tile_i * Q
+                for b in range(b0, b1):
+                    band_kernel(band + ow0 * g.stride_w, offsets, depth, g.stride_w,
+                                packed + (group * n_blocks + b) * depth * L, tile)
+                    for v in range(min(L, cout_g - b * L)):
+                        oc = group * cout_g + b * L + v
+                        dst = out + (n * g.out_channels + oc) * plane + oh * g.out_w + ow0
+                        for p in range(min(Q, g.out_w - ow0)):
+                            dst[p] = tile[p * L + v] + bias[oc]
+        cyconv_aligned_free(band)
+        cyconv_aligned_free(tile)
+    free(packed)
+    free(offsets)
+    return -1 if failed else 0
+
+
 cdef int forward(const floating* x, const floating* weight, const floating* bias,
                  floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Returns 0, or -1 when a buffer could not be allocated.
     if use_planes(g):
         return forward_planes(x, weight, bias, out, g, n_threads)
+    if use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
+        return forward_bands(x, weight, bias, out, g, n_threads)
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Tiling t = choose_tiling(g, pos_block, n_threads)
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -440,8 +589,9 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     # Stride 1 along rows: a tile within one output row gathers each input row
     # once for all kw taps (a "wide" row); fits the tile's buffer while
     # dilation_w <= pos_block.  Measured (bench, 1 thread): float64 gains
-    # 25-45% on 3x3/5x5 layers; float32 gains nothing and loses 30% on the
-    # dilated layer (its shifted loads split cache lines), so double only.
+    # 25-45% (256-channel 14x14: 21 -> 27 GFLOP/s); float32 gains nothing and
+    # loses 30% on a dilated layer (its shifted loads split cache lines), so
+    # double only.
     cdef bint wide_rows = (floating is double and g.stride_w == 1 and g.kernel_w > 1
                            and g.dilation_w <= pos_block)
     cdef Py_ssize_t wide_len = pos_block + (g.kernel_w - 1) * g.dilation_w
@@ -452,7 +602,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, t.n_items))
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * t.n_oc_blocks, schedule='static'):
-            pack_weight_block(weight, g, pack // t.n_oc_blocks, pack % t.n_oc_blocks, packed)
+            pack_weight_block(weight, g, pack // t.n_oc_blocks, pack % t.n_oc_blocks,
+                              CYCONV_OC_BLOCK, packed)
 
         buf = <floating*>cyconv_aligned_alloc(t.channels_per_gather * taps * t.chunk_width * sizeof(floating))
         acc = <floating*>malloc(item_channels * t.chunk_width * sizeof(floating))

@@ -20,6 +20,12 @@
 #endif
 #define CYCONV_POS_BLOCK_F32 (2 * CYCONV_VECTOR_BYTES / 4)
 #define CYCONV_POS_BLOCK_F64 (2 * CYCONV_VECTOR_BYTES / 8)
+/* The row-band kernel's block: BAND_POSITIONS output positions (broadcast)
+ * x two vectors of output channels: 12 accumulators, 2 weight vectors and a
+ * broadcast fit AVX2's 16 registers. */
+#define CYCONV_BAND_POSITIONS 6
+#define CYCONV_BAND_LANES_F32 (2 * CYCONV_VECTOR_BYTES / 4)
+#define CYCONV_BAND_LANES_F64 (2 * CYCONV_VECTOR_BYTES / 8)
 
 /* OpenMP is optional: without it the kernels run serially. */
 #ifdef _OPENMP

@@ -49,6 +49,8 @@ cdef enum:
     OC_PER_ITEM = 256
     # enough work items per thread to even out the last, partial ones
     ITEMS_PER_THREAD = 4
+    # deepest reduction (C_in / groups * kh * kw) for the row-band kernel
+    MAX_BAND_DEPTH = 2304
 
 
 cdef struct Geometry:
@@ -453,34 +455,43 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
 
 
 cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
-    # Rows at least four position tiles wide, and enough output channels per
-    # group to fill the vector lanes.
-    return (g.out_w >= 4 * CYCONV_BAND_POSITIONS
-            and g.out_channels // g.groups >= lanes)
+    # Enough output channels per group to fill the vector lanes; rows at least
+    # four position tiles wide, or stride 1, where several narrow rows share
+    # one band.  Not 1x1 kernels (the gathered path reads those in place) and
+    # not deep reductions: this path has no reduction slicing, so past about
+    # 256 channels x 3x3 a tile's inputs outgrow L1 and are re-read for every
+    # channel block (measured: 512-channel 7x7 layers 1.1-2.7x slower here).
+    return (g.out_channels // g.groups >= lanes
+            and g.kernel_h * g.kernel_w > 1
+            and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w <= MAX_BAND_DEPTH
+            and (g.out_w >= 4 * CYCONV_BAND_POSITIONS or (g.stride_h == 1 and g.stride_w == 1)))
 
 
 cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
-    # Gather-free dense kernel for wide output rows.  A work item is one output
-    # row of one image and a slice of output channels: the thread copies the
-    # kh input rows of every input channel that row needs into a zero-padded
-    # band once, and the band kernel broadcasts inputs straight from it
-    # against vectors of LANES output channels (weights packed
-    # [group][block][C_in/groups * kh * kw][LANES]).
+    # Gather-free dense kernel.  A work item is a block of output rows of one
+    # image and a slice of output channels: the thread copies the input rows
+    # the block needs, for every input channel, into a zero-padded band once
+    # (band_rows x band_w per channel, then a zero tail), and the band kernel
+    # broadcasts inputs straight from it against vectors of LANES output
+    # channels (weights packed [group][block][C_in/groups * kh * kw][LANES]).
+    # Positions are numbered v = r * band_w + ow (r: row in the block), so tap
+    # (c, i, j) of position v sits at band[c * chan + i * dh * band_w + j * dw
+    # + v * stride]; with several rows (stride 1) the v whose ow >= out_w fall
+    # in the padding columns: computed, not stored.
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t depth = cin_g * g.kernel_h * g.kernel_w
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, L)
-    cdef Py_ssize_t n_tiles = ceil_div(g.out_w, Q)
-    # the band covers whole tiles, so the last one reads zeros past the row
-    cdef Py_ssize_t band_w = (n_tiles * Q - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
+    cdef Py_ssize_t reach_w = (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t plane = g.out_h * g.out_w
-    cdef Py_ssize_t item, pack, r, c, i, j, group, n, oh, oc_item, b, b0, b1, tile_i
-    cdef Py_ssize_t ih, lo, hi, p, v, oc, ow0
+    cdef Py_ssize_t item, pack, c, i, j, k, group, n, oh0, rows_here, n_pos, n_tiles
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, ih, lo, hi, p, v, q, r, ow, oc, filled
     cdef floating* packed
     cdef Py_ssize_t* offsets
     cdef floating* band
@@ -489,12 +500,24 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef const floating* row
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    if g.out_w >= 4 * Q:
+        # one wide row per item; the band covers whole tiles of it
+        rows = 1
+        band_w = (ceil_div(g.out_w, Q) * Q - 1) * g.stride_w + reach_w + 1
+    else:
+        # stride 1: rows of the padded width, about 8 tiles of positions per item
+        band_w = g.out_w + reach_w
+        rows = min(g.out_h, ceil_div(8 * Q, band_w))
+        rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
+    n_row_blocks = ceil_div(g.out_h, rows)
+    band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
+    chan = band_rows * band_w + Q * g.stride_w + reach_w  # + zeros the last tile may read
     blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
     n_oc_items = ceil_div(n_blocks, blocks_per_item)
-    while g.groups * g.batch * g.out_h * n_oc_items < wanted and blocks_per_item > 1:
+    while g.groups * g.batch * n_row_blocks * n_oc_items < wanted and blocks_per_item > 1:
         blocks_per_item = ceil_div(n_blocks, 2 * n_oc_items)
         n_oc_items = ceil_div(n_blocks, blocks_per_item)
-    n_items = g.groups * g.batch * g.out_h * n_oc_items
+    n_items = g.groups * g.batch * n_row_blocks * n_oc_items
 
     packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(depth * sizeof(Py_ssize_t))
@@ -505,12 +528,13 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     for c in range(cin_g):
         for i in range(g.kernel_h):
             for j in range(g.kernel_w):
-                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (c * g.kernel_h + i) * band_w + j * g.dilation_w
+                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
+                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
             pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
-        band = <floating*>cyconv_aligned_alloc(cin_g * g.kernel_h * band_w * sizeof(floating))
+        band = <floating*>cyconv_aligned_alloc(cin_g * chan * sizeof(floating))
         tile = <floating*>cyconv_aligned_alloc(Q * L * sizeof(floating))
         if band == NULL or tile == NULL:
             failed_flag[0] = 1
@@ -518,13 +542,17 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             if band == NULL or tile == NULL:
                 continue
             oc_item = item % n_oc_items
-            oh = (item // n_oc_items) % g.out_h
-            n = (item // (n_oc_items * g.out_h)) % g.batch
-            group = item // (n_oc_items * g.out_h * g.batch)
+            oh0 = (item // n_oc_items) % n_row_blocks * rows
+            n = (item // (n_oc_items * n_row_blocks)) % g.batch
+            group = item // (n_oc_items * n_row_blocks * g.batch)
+            rows_here = min(rows, g.out_h - oh0)
+            n_pos = (rows_here - 1) * band_w + g.out_w
+            n_tiles = ceil_div(n_pos, Q)
+            filled = ((rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1) * band_w
             for c in range(cin_g):
-                for i in range(g.kernel_h):
-                    dst = band + (c * g.kernel_h + i) * band_w
-                    ih = oh * g.stride_h + i * g.dilation_h - g.pad_top
+                for k in range(filled // band_w):
+                    dst = band + c * chan + k * band_w
+                    ih = oh0 * g.stride_h + k - g.pad_top
                     if ih < 0 or ih >= g.in_h:
                         fill_zero(dst, band_w)
                         continue
@@ -533,18 +561,22 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                     fill_zero(dst, lo)
                     copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
                     fill_zero(dst + hi, band_w - hi)
+                fill_zero(band + c * chan + filled, chan - filled)
             b0 = oc_item * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
             for tile_i in range(n_tiles):
-                ow0 = tile_i * Q
                 for b in range(b0, b1):
-                    band_kernel(band + ow0 * g.stride_w, offsets, depth, g.stride_w,
+                    band_kernel(band + tile_i * Q * g.stride_w, offsets, depth, g.stride_w,
                                 packed + (group * n_blocks + b) * depth * L, tile)
-                    for v in range(min(L, cout_g - b * L)):
-                        oc = group * cout_g + b * L + v
-                        dst = out + (n * g.out_channels + oc) * plane + oh * g.out_w + ow0
-                        for p in range(min(Q, g.out_w - ow0)):
-                            dst[p] = tile[p * L + v] + bias[oc]
+                    for p in range(min(Q, n_pos - tile_i * Q)):
+                        v = tile_i * Q + p
+                        r = v // band_w
+                        ow = v - r * band_w
+                        if ow >= g.out_w:
+                            continue
+                        dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
+                        for q in range(min(L, cout_g - b * L)):
+                            dst[q * plane] = tile[p * L + q] + bias[group * cout_g + b * L + q]
         cyconv_aligned_free(band)
         cyconv_aligned_free(tile)
     free(packed)

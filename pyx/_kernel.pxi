@@ -49,8 +49,8 @@ cdef enum:
     OC_PER_ITEM = 256
     # enough work items per thread to even out the last, partial ones
     ITEMS_PER_THREAD = 4
-    # deepest reduction (C_in / groups * kh * kw) for the row-band kernel
-    MAX_BAND_DEPTH = 2304
+    # reduction steps (input channels x taps) per band of the row-band kernel
+    BAND_DEPTH = 576
 
 
 cdef struct Geometry:
@@ -457,24 +457,21 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
 cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
     # Enough output channels per group to fill the vector lanes; rows at least
     # four position tiles wide, or stride 1, where several narrow rows share
-    # one band.  Not 1x1 kernels (the gathered path reads those in place) and
-    # not deep reductions: this path has no reduction slicing, so past about
-    # 256 channels x 3x3 a tile's inputs outgrow L1 and are re-read for every
-    # channel block (measured: 512-channel 7x7 layers 1.1-2.7x slower here).
+    # one band; not 1x1 kernels (the gathered path reads those in place).
     return (g.out_channels // g.groups >= lanes
             and g.kernel_h * g.kernel_w > 1
-            and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w <= MAX_BAND_DEPTH
             and (g.out_w >= 4 * CYCONV_BAND_POSITIONS or (g.stride_h == 1 and g.stride_w == 1)))
 
 
 cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Gather-free dense kernel.  A work item is a block of output rows of one
-    # image and a slice of output channels: the thread copies the input rows
-    # the block needs, for every input channel, into a zero-padded band once
+    # image and a slice of output channels.  For each slice of input channels
+    # the thread copies the input rows the block needs into a zero-padded band
     # (band_rows x band_w per channel, then a zero tail), and the band kernel
     # broadcasts inputs straight from it against vectors of LANES output
-    # channels (weights packed [group][block][C_in/groups * kh * kw][LANES]).
+    # channels (weights packed [group][block][C_in/groups * kh * kw][LANES]);
+    # tiles add into the item's accumulator, stored with the bias at the end.
     # Positions are numbered v = r * band_w + ow (r: row in the block), so tap
     # (c, i, j) of position v sits at band[c * chan + i * dh * band_w + j * dw
     # + v * stride]; with several rows (stride 1) the v whose ow >= out_w fall
@@ -483,23 +480,30 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
-    cdef Py_ssize_t depth = cin_g * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, L)
     cdef Py_ssize_t reach_w = (g.kernel_w - 1) * g.dilation_w
-    cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks
+    # input channels per band: a tile's inputs (one line per reduction step)
+    # stay in L1 across the channel blocks
+    cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
+    cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks, pos_cap
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t item, pack, c, i, j, k, group, n, oh0, rows_here, n_pos, n_tiles
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, ih, lo, hi, p, v, q, r, ow, oc, filled
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, ih, lo, hi, p, v, q, r, ow, filled, sl, c0, nc
     cdef floating* packed
     cdef Py_ssize_t* offsets
     cdef floating* band
     cdef floating* tile
+    cdef floating* acc
     cdef floating* dst
+    cdef floating* src
     cdef const floating* row
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
     if g.out_w >= 4 * Q:
         # one wide row per item; the band covers whole tiles of it
         rows = 1
@@ -512,6 +516,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     n_row_blocks = ceil_div(g.out_h, rows)
     band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
     chan = band_rows * band_w + Q * g.stride_w + reach_w  # + zeros the last tile may read
+    pos_cap = ceil_div((rows - 1) * band_w + g.out_w, Q) * Q
     blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
     n_oc_items = ceil_div(n_blocks, blocks_per_item)
     while g.groups * g.batch * n_row_blocks * n_oc_items < wanted and blocks_per_item > 1:
@@ -520,12 +525,12 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     n_items = g.groups * g.batch * n_row_blocks * n_oc_items
 
     packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
-    offsets = <Py_ssize_t*>malloc(depth * sizeof(Py_ssize_t))
+    offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
     if packed == NULL or offsets == NULL:
         free(packed)
         free(offsets)
         return -1
-    for c in range(cin_g):
+    for c in range(slice_c):
         for i in range(g.kernel_h):
             for j in range(g.kernel_w):
                 offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
@@ -534,12 +539,13 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
             pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
-        band = <floating*>cyconv_aligned_alloc(cin_g * chan * sizeof(floating))
+        band = <floating*>cyconv_aligned_alloc(slice_c * chan * sizeof(floating))
         tile = <floating*>cyconv_aligned_alloc(Q * L * sizeof(floating))
-        if band == NULL or tile == NULL:
+        acc = <floating*>cyconv_aligned_alloc(blocks_per_item * pos_cap * L * sizeof(floating))
+        if band == NULL or tile == NULL or acc == NULL:
             failed_flag[0] = 1
         for item in prange(n_items, schedule='static'):
-            if band == NULL or tile == NULL:
+            if band == NULL or tile == NULL or acc == NULL:
                 continue
             oc_item = item % n_oc_items
             oh0 = (item // n_oc_items) % n_row_blocks * rows
@@ -549,36 +555,45 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             n_pos = (rows_here - 1) * band_w + g.out_w
             n_tiles = ceil_div(n_pos, Q)
             filled = ((rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1) * band_w
-            for c in range(cin_g):
-                for k in range(filled // band_w):
-                    dst = band + c * chan + k * band_w
-                    ih = oh0 * g.stride_h + k - g.pad_top
-                    if ih < 0 or ih >= g.in_h:
-                        fill_zero(dst, band_w)
-                        continue
-                    row = x + ((n * g.in_channels + group * cin_g + c) * g.in_h + ih) * g.in_w
-                    valid_columns(-g.pad_left, 1, g.in_w, band_w, &lo, &hi)
-                    fill_zero(dst, lo)
-                    copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
-                    fill_zero(dst + hi, band_w - hi)
-                fill_zero(band + c * chan + filled, chan - filled)
             b0 = oc_item * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
-            for tile_i in range(n_tiles):
-                for b in range(b0, b1):
-                    band_kernel(band + tile_i * Q * g.stride_w, offsets, depth, g.stride_w,
-                                packed + (group * n_blocks + b) * depth * L, tile)
-                    for p in range(min(Q, n_pos - tile_i * Q)):
-                        v = tile_i * Q + p
-                        r = v // band_w
-                        ow = v - r * band_w
-                        if ow >= g.out_w:
+            fill_zero(acc, (b1 - b0) * n_tiles * Q * L)
+            for sl in range(ceil_div(cin_g, slice_c)):
+                c0 = sl * slice_c
+                nc = min(slice_c, cin_g - c0)
+                for c in range(nc):
+                    for k in range(filled // band_w):
+                        dst = band + c * chan + k * band_w
+                        ih = oh0 * g.stride_h + k - g.pad_top
+                        if ih < 0 or ih >= g.in_h:
+                            fill_zero(dst, band_w)
                             continue
-                        dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
-                        for q in range(min(L, cout_g - b * L)):
-                            dst[q * plane] = tile[p * L + q] + bias[group * cout_g + b * L + q]
+                        row = x + ((n * g.in_channels + group * cin_g + c0 + c) * g.in_h + ih) * g.in_w
+                        valid_columns(-g.pad_left, 1, g.in_w, band_w, &lo, &hi)
+                        fill_zero(dst, lo)
+                        copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
+                        fill_zero(dst + hi, band_w - hi)
+                    fill_zero(band + c * chan + filled, chan - filled)
+                for tile_i in range(n_tiles):
+                    for b in range(b0, b1):
+                        band_kernel(band + tile_i * Q * g.stride_w, offsets, nc * taps, g.stride_w,
+                                    packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
+                        dst = acc + ((b - b0) * n_tiles + tile_i) * Q * L
+                        for q in range(Q * L):
+                            dst[q] += tile[q]
+            for b in range(b0, b1):
+                for v in range(n_pos):
+                    r = v // band_w
+                    ow = v - r * band_w
+                    if ow >= g.out_w:
+                        continue
+                    dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
+                    src = acc + ((b - b0) * n_tiles * Q + v) * L
+                    for q in range(min(L, cout_g - b * L)):
+                        dst[q * plane] = src[q] + bias[group * cout_g + b * L + q]
         cyconv_aligned_free(band)
         cyconv_aligned_free(tile)
+        cyconv_aligned_free(acc)
     free(packed)
     free(offsets)
     return -1 if failed else 0

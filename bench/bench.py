@@ -18,6 +18,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -190,10 +191,13 @@ def peak_extra_memory(layer):
     for which in ("cyconv", "torch"):
         args = [str(v) for v in (layer.batch, layer.in_channels, layer.size[0],
                                  layer.out_channels, layer.kernel, layer.padding[0])]
+        # outside the checkout, whose source folder would shadow the installed cyconv
         proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, which, *args],
-                              capture_output=True, text=True, timeout=300)
-        if proc.returncode == 0:
-            result[which] = json.loads(proc.stdout)
+                              capture_output=True, text=True, timeout=300,
+                              cwd=tempfile.gettempdir())
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {which} memory probe failed:\n{proc.stderr}")
+        result[which] = json.loads(proc.stdout)
     return result
 
 

@@ -60,7 +60,7 @@ cdef struct Geometry:
 
 
 cdef struct Tiling:
-    Py_ssize_t pos_block, chunk_width, n_chunks
+    Py_ssize_t chunk_width, n_chunks
     Py_ssize_t n_oc_blocks, blocks_per_item, n_oc_items
     Py_ssize_t channels_per_gather, n_items
 
@@ -84,39 +84,26 @@ cdef inline void valid_columns(Py_ssize_t iw0, Py_ssize_t stride, Py_ssize_t in_
 
 
 cdef inline void micro_kernel(const floating* x, Py_ssize_t n_rows, Py_ssize_t ldx,
-                              Py_ssize_t taps, Py_ssize_t shift,
                               const floating* w, floating* c, Py_ssize_t ldc) noexcept nogil:
-    # c[o, p] += sum_{r, j} w[r * taps + j, o] * x[r * ldx + j * shift + p] for one
-    # OC_BLOCK x POS_BLOCK tile.  taps = 1 reads one gathered row per reduction
-    # step; taps = kw reads a "wide" row once per kernel row and shifts it per
-    # kernel column.  Fixed trip counts inside let gcc keep acc in registers:
-    # per step it loads POS_BLOCK inputs (two vectors), broadcasts OC_BLOCK
-    # weights and issues 2 * OC_BLOCK FMAs.
+    # c[o, p] += sum_r w[r, o] * x[r * ldx + p] for one OC_BLOCK x POS_BLOCK tile.
+    # Fixed trip counts inside let gcc keep acc in registers: per step it loads
+    # POS_BLOCK inputs (two vectors), broadcasts OC_BLOCK weights and issues
+    # 2 * OC_BLOCK FMAs.
     cdef floating acc[CYCONV_OC_BLOCK][CYCONV_POS_BLOCK_F32]
     cdef floating wo
     cdef const floating* xr
-    cdef Py_ssize_t r, j
+    cdef Py_ssize_t r
     cdef int o, p
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
             acc[o][p] = c[o * ldc + p]
-    if taps == 1:  # kept apart: gcc schedules this single loop 20% faster in float32
-        for r in range(n_rows):
-            xr = x + r * ldx
-            for o in range(CYCONV_OC_BLOCK):
-                wo = w[r * CYCONV_OC_BLOCK + o]
-                for p in range(P):
-                    acc[o][p] += wo * xr[p]
-    else:
-        for r in range(n_rows):
-            for j in range(taps):
-                xr = x + r * ldx + j * shift
-                for o in range(CYCONV_OC_BLOCK):
-                    wo = w[o]
-                    for p in range(P):
-                        acc[o][p] += wo * xr[p]
-                w += CYCONV_OC_BLOCK
+    for r in range(n_rows):
+        xr = x + r * ldx
+        for o in range(CYCONV_OC_BLOCK):
+            wo = w[r * CYCONV_OC_BLOCK + o]
+            for p in range(P):
+                acc[o][p] += wo * xr[p]
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
             c[o * ldc + p] = acc[o][p]
@@ -141,46 +128,23 @@ cdef inline void copy_run(floating* dst, const floating* src, Py_ssize_t n) noex
             dst[q] = src[q]
 
 
-cdef inline void gather_row(const floating* x, const Geometry* g, Py_ssize_t group,
-                            Py_ssize_t ic, Py_ssize_t n, Py_ssize_t oh, Py_ssize_t ow0,
-                            Py_ssize_t i, Py_ssize_t length, floating* dst) noexcept nogil:
-    # dst[k] = zero-padded input row of kernel row i, columns ow0 - pad_left + k (stride 1)
-    cdef Py_ssize_t cin_g = g.in_channels // g.groups
-    cdef Py_ssize_t ih = oh * g.stride_h + i * g.dilation_h - g.pad_top
-    cdef Py_ssize_t iw0 = ow0 - g.pad_left
-    cdef Py_ssize_t lo, hi
-    cdef const floating* row
-    if ih < 0 or ih >= g.in_h:
-        fill_zero(dst, length)
-        return
-    row = x + ((n * g.in_channels + group * cin_g + ic) * g.in_h + ih) * g.in_w
-    valid_columns(iw0, 1, g.in_w, length, &lo, &hi)
-    fill_zero(dst, lo)
-    copy_run(dst + lo, row + iw0 + lo, hi - lo)
-    fill_zero(dst + hi, length - hi)
-
-
 cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
                  Py_ssize_t ic0, Py_ssize_t n_ic,
                  const Py_ssize_t* segments, Py_ssize_t n_segments,
-                 const floating** in_place, const char* wide, floating* buf) noexcept nogil:
+                 const floating** in_place, floating* buf) noexcept nogil:
     # buf[tile][r][lane], r = (c * kh + i) * kw + j: the zero-padded input that
     # output position tile * pos_block + lane sees through tap (i, j) of input
     # channel ic0 + c.  Each tile is contiguous, so the micro-kernel streams it.
     # Positions come as segments (image, output row, first column, first
     # position, length) that never cross a tile.  Tiles read in place
-    # (in_place[tile] != NULL) are skipped.  A wide tile (wide[tile], stride 1,
-    # one full segment) holds instead one row of pos_block + (kw - 1) * dw inputs
-    # per (c, i), buf[tile][c * kh + i][k], shared by the kw taps of that kernel
-    # row.  Channel and kernel row are the outer loops so that each input row
-    # is read front to back.
+    # (in_place[tile] != NULL) are skipped.  Channel and kernel row are the
+    # outer loops so that each input row is read front to back.
     cdef Py_ssize_t s, c, i, j, q, lo, hi, n, oh, ow0, p0, length, ih, iw0
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t rows = n_ic * g.kernel_h * g.kernel_w
     # a compile-time constant, so p0 // pos_block is a shift, not an idiv
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t reach_w = (g.kernel_w - 1) * g.dilation_w
-    cdef Py_ssize_t wide_len = pos_block + reach_w
     cdef const floating* row
     cdef floating* dst
     for c in range(n_ic):
@@ -192,10 +156,6 @@ cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
                 p0 = segments[5 * s + 3]
                 length = segments[5 * s + 4]
                 if in_place[p0 // pos_block] != NULL:
-                    continue
-                if wide[p0 // pos_block]:
-                    dst = buf + (p0 // pos_block) * rows * pos_block + (c * g.kernel_h + i) * wide_len
-                    gather_row(x, g, group, ic0 + c, n, oh, ow0, i, wide_len, dst)
                     continue
                 dst = (buf + (p0 // pos_block) * rows * pos_block + p0 % pos_block
                        + (c * g.kernel_h + i) * g.kernel_w * pos_block)
@@ -275,7 +235,6 @@ cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t tiles = min(<Py_ssize_t>TILES_PER_CHUNK, ceil_div(total_pos, pos_block))
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
-    t.pos_block = pos_block
     t.n_oc_blocks = ceil_div(g.out_channels // g.groups, CYCONV_OC_BLOCK)
     t.blocks_per_item = min(t.n_oc_blocks, max(1, OC_PER_ITEM // CYCONV_OC_BLOCK))
     t.blocks_per_item = ceil_div(t.n_oc_blocks, ceil_div(t.n_oc_blocks, t.blocks_per_item))
@@ -624,7 +583,6 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     cdef floating value
     cdef Py_ssize_t* segments
     cdef const floating** in_place
-    cdef char* wide
     cdef const floating* src
     cdef Py_ssize_t first, ld
     cdef int failed = 0
@@ -633,15 +591,6 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     # the packed operand, so a tile inside one image is read where it lies.
     cdef bint reads_in_place = (g.kernel_h == 1 and g.kernel_w == 1 and g.stride_h == 1
                                 and g.stride_w == 1 and g.out_h == g.in_h and g.out_w == g.in_w)
-    # Stride 1 along rows: a tile within one output row gathers each input row
-    # once for all kw taps (a "wide" row); fits the tile's buffer while
-    # dilation_w <= pos_block.  Measured (bench, 1 thread): float64 gains
-    # 25-45% (256-channel 14x14: 21 -> 27 GFLOP/s); float32 gains nothing and
-    # loses 30% on a dilated layer (its shifted loads split cache lines), so
-    # double only.
-    cdef bint wide_rows = (floating is double and g.stride_w == 1 and g.kernel_w > 1
-                           and g.dilation_w <= pos_block)
-    cdef Py_ssize_t wide_len = pos_block + (g.kernel_w - 1) * g.dilation_w
 
     packed = <floating*>malloc(g.groups * t.n_oc_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
     if packed == NULL:
@@ -656,11 +605,10 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
         acc = <floating*>malloc(item_channels * t.chunk_width * sizeof(floating))
         segments = <Py_ssize_t*>malloc(5 * t.chunk_width * sizeof(Py_ssize_t))
         in_place = <const floating**>malloc(TILES_PER_CHUNK * sizeof(floating*))
-        wide = <char*>malloc(TILES_PER_CHUNK)
-        if buf == NULL or acc == NULL or segments == NULL or in_place == NULL or wide == NULL:
+        if buf == NULL or acc == NULL or segments == NULL or in_place == NULL:
             failed_flag[0] = 1
         for item in prange(t.n_items, schedule='static'):
-            if buf == NULL or acc == NULL or segments == NULL or in_place == NULL or wide == NULL:
+            if buf == NULL or acc == NULL or segments == NULL or in_place == NULL:
                 continue
             oc_item = item % t.n_oc_items
             chunk = (item // t.n_oc_items) % t.n_chunks
@@ -671,11 +619,6 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
             n_seg = chunk_segments(g, q0, n_pos, pos_block, segments)
             b0 = oc_item * t.blocks_per_item
             b1 = min(t.n_oc_blocks, b0 + t.blocks_per_item)
-            for tile in range(n_tiles):
-                wide[tile] = 0
-            for s in range(n_seg):
-                if wide_rows and segments[5 * s + 4] == pos_block:  # a whole tile in one row
-                    wide[segments[5 * s + 3] // pos_block] = 1
             for tile in range(n_tiles):
                 in_place[tile] = NULL
                 first = q0 + tile * pos_block
@@ -694,7 +637,7 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                 ic0 = slice_ * t.channels_per_gather
                 n_ic = min(t.channels_per_gather, cin_g - ic0)
                 rows = n_ic * taps
-                gather(x, g, group, ic0, n_ic, segments, n_seg, in_place, wide, buf)
+                gather(x, g, group, ic0, n_ic, segments, n_seg, in_place, buf)
                 # the unused lanes of the last tile must hold finite values
                 if n_pos < n_tiles * pos_block:
                     for r in range(rows):
@@ -709,15 +652,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                         src = buf + tile * rows * pos_block
                         ld = pos_block
                     for b in range(b0, b1):
-                        if wide[tile]:
-                            micro_kernel(
-                                src, n_ic * g.kernel_h, wide_len, g.kernel_w, g.dilation_w,
-                                packed + ((group * t.n_oc_blocks + b) * depth + ic0 * taps) * CYCONV_OC_BLOCK,
-                                acc + (b - b0) * CYCONV_OC_BLOCK * t.chunk_width + tile * pos_block,
-                                t.chunk_width)
-                            continue
                         micro_kernel(
-                            src, rows, ld, 1, 0,
+                            src, rows, ld,
                             packed + ((group * t.n_oc_blocks + b) * depth + ic0 * taps) * CYCONV_OC_BLOCK,
                             acc + (b - b0) * CYCONV_OC_BLOCK * t.chunk_width + tile * pos_block,
                             t.chunk_width)
@@ -733,7 +669,6 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
         free(acc)
         free(segments)
         free(in_place)
-        free(wide)
     free(packed)
     return -1 if failed else 0
 

@@ -146,6 +146,55 @@ def conv_output_size(size, pads, kernel, stride, dilation):
     return (size + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def resolve_geometry(input_shape, weight_shape, stride, padding, dilation, groups,
+                     shown_input_shape):
+    """Check a conv2d configuration the way torch does (batched NCHW input shape).
+
+    Returns (stride, ((top, bottom), (left, right)), dilation, groups, out_shape);
+    shown_input_shape is the input shape as the caller gave it, for messages.
+    """
+    groups = as_int(groups, "groups", 1)
+    stride = as_pair(stride, "stride", 1)
+    dilation = as_pair(dilation, "dilation", 1)
+    n, c_in, h, wd = input_shape
+    c_out, c_in_g, kh, kw = weight_shape
+    shown_w = list(weight_shape)
+    if c_out < 1:
+        raise ValueError(f"expected weight to have at least 1 output channel (dimension 0), "
+                         f"but got weight of shape {shown_w}")
+    if c_in_g < 1:
+        raise ValueError(f"expected weight to have at least 1 input channel (dimension 1), "
+                         f"but got weight of shape {shown_w}")
+    if h < 1 or wd < 1:
+        raise ValueError(f"expected input height and width to be at least 1, "
+                         f"but got input of shape {shown_input_shape}")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"expected a kernel of at least 1 x 1, but got weight of shape {shown_w}")
+    if c_out % groups:
+        raise ValueError(f"groups={groups} must divide the output channels, "
+                         f"but got weight of shape {shown_w}")
+    if c_in != c_in_g * groups:
+        raise ValueError(f"with groups={groups}, weight of shape {shown_w} expects input to have "
+                         f"{c_in_g * groups} channels, but got input of shape "
+                         f"{shown_input_shape} with {c_in} channels")
+    pads = as_padding(padding, (kh, kw), dilation, stride)
+
+    out_hw = []
+    for axis, size, p, k, s, d in (("height", h, pads[0], kh, stride[0], dilation[0]),
+                                   ("width", wd, pads[1], kw, stride[1], dilation[1])):
+        padded = size + p[0] + p[1]
+        reach = d * (k - 1) + 1
+        if padded < reach:
+            raise ValueError(f"the dilated kernel {axis} ({reach}) is larger than the padded "
+                             f"input {axis} ({padded}): input of shape {shown_input_shape}, "
+                             f"weight of shape {shown_w}, padding={pads}, dilation={dilation}")
+        out_hw.append(conv_output_size(size, p, k, s, d))
+    out_shape = (n, c_out, out_hw[0], out_hw[1])
+    if np.prod(out_shape, dtype=object) > _MAX_ELEMENTS:
+        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
+    return stride, pads, dilation, groups, out_shape
+
+
 def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
                    num_threads, default_threads):
     """Check a conv2d call the way torch does and return a `Conv2dCall`."""
@@ -156,57 +205,19 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
     x, w = operands["input"], operands["weight"]
 
     check_input_ndim(x)
-    if w.ndim != 4:
-        raise ValueError(f"expected weight to be 4-D (C_out, C_in / groups, kH, kW), "
-                         f"but got weight of shape {_shape(w)}")
+    check_weight_ndim(w)
     unbatched = x.ndim == 3
     if unbatched:
         x = x[np.newaxis]
-    groups = as_int(groups, "groups", 1)
-    stride = as_pair(stride, "stride", 1)
-    dilation = as_pair(dilation, "dilation", 1)
     num_threads = as_num_threads(num_threads, default_threads)
-
-    n, c_in, h, wd = x.shape
-    c_out, c_in_g, kh, kw = w.shape
-    if c_out < 1:
-        raise ValueError(f"expected weight to have at least 1 output channel (dimension 0), "
-                         f"but got weight of shape {_shape(w)}")
-    if c_in_g < 1:
-        raise ValueError(f"expected weight to have at least 1 input channel (dimension 1), "
-                         f"but got weight of shape {_shape(w)}")
-    if h < 1 or wd < 1:
-        raise ValueError(f"expected input height and width to be at least 1, "
-                         f"but got input of shape {_shape(operands['input'])}")
-    if kh < 1 or kw < 1:
-        raise ValueError(f"expected a kernel of at least 1 x 1, but got weight of shape {_shape(w)}")
-    if c_out % groups:
-        raise ValueError(f"groups={groups} must divide the output channels, "
-                         f"but got weight of shape {_shape(w)}")
-    if c_in != c_in_g * groups:
-        raise ValueError(f"with groups={groups}, weight of shape {_shape(w)} expects input to have "
-                         f"{c_in_g * groups} channels, but got input of shape "
-                         f"{_shape(operands['input'])} with {c_in} channels")
+    stride, pads, dilation, groups, out_shape = resolve_geometry(
+        x.shape, w.shape, stride, padding, dilation, groups, _shape(operands["input"]))
+    c_out = w.shape[0]
     if bias is not None:
         b = operands["bias"]
         if b.shape != (c_out,):
             raise ValueError(f"expected bias to be 1-D with {c_out} elements (weight's "
                              f"dimension 0), but got bias of shape {_shape(b)}")
-    pads = as_padding(padding, (kh, kw), dilation, stride)
-
-    out_hw = []
-    for axis, size, p, k, s, d in (("height", h, pads[0], kh, stride[0], dilation[0]),
-                                   ("width", wd, pads[1], kw, stride[1], dilation[1])):
-        padded = size + p[0] + p[1]
-        reach = d * (k - 1) + 1
-        if padded < reach:
-            raise ValueError(f"the dilated kernel {axis} ({reach}) is larger than the padded "
-                             f"input {axis} ({padded}): input of shape {_shape(operands['input'])}, "
-                             f"weight of shape {_shape(w)}, padding={pads}, dilation={dilation}")
-        out_hw.append(conv_output_size(size, p, k, s, d))
-    out_shape = (n, c_out, out_hw[0], out_hw[1])
-    if np.prod(out_shape, dtype=object) > _MAX_ELEMENTS:
-        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
 
     compute = _COMPUTE_DTYPE[dtype]
     bias_array = (np.zeros(c_out, compute) if bias is None
@@ -217,5 +228,172 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
         bias=bias_array,
         stride=stride, padding=pads, dilation=dilation, groups=groups,
         out_shape=out_shape, result_dtype=dtype, unbatched=unbatched,
+        num_threads=num_threads,
+    )
+
+
+def check_weight_ndim(w):
+    if w.ndim != 4:
+        raise ValueError(f"expected weight to be 4-D (C_out, C_in / groups, kH, kW), "
+                         f"but got weight of shape {_shape(w)}")
+
+
+def as_shape(value, name, ndims):
+    """A shape (tuple of ints >= 1) with one of the lengths in ndims."""
+    if hasattr(value, "tolist"):  # torch.Size, NumPy arrays
+        value = value.tolist()
+    if not isinstance(value, (tuple, list)) or len(value) not in ndims:
+        lengths = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{name} must be a tuple of {lengths} ints, but got {value!r}")
+    return tuple(as_int(v, f"{name}[{i}]", 1) for i, v in enumerate(value))
+
+
+@dataclass(frozen=True)
+class Conv2dGradCall:
+    """A checked gradient call of conv2d: batched, C-contiguous operands in the
+    compute dtype; `input` or `weight` is None for the one whose shape was given."""
+    input: object                # (N, C_in, H, W) array, or None
+    input_shape: tuple           # (N, C_in, H, W)
+    weight: object               # (C_out, C_in / groups, kH, kW) array, or None
+    weight_shape: tuple
+    grad_output: np.ndarray      # (N, C_out, H_out, W_out)
+    stride: tuple
+    padding: tuple               # ((top, bottom), (left, right))
+    dilation: tuple
+    groups: int
+    result_dtype: np.dtype
+    unbatched: bool
+    num_threads: int
+
+
+def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, stride,
+                        padding, dilation, groups, num_threads, default_threads):
+    """Check a gradient call of conv2d.  Exactly one of input / input_shape and
+    one of weight / weight_shape is given; grad_output must have the shape
+    conv2d's output has for them."""
+    operands = {"grad_output": grad_output}
+    if input is not None:
+        operands["input"] = input
+    if weight is not None:
+        operands["weight"] = weight
+    operands, dtype = as_float_operands(operands)
+    go = operands["grad_output"]
+    check_input_ndim(go)  # the output is NCHW / CHW like an input
+    if input is not None:
+        x = operands["input"]
+        check_input_ndim(x)
+        input_shape = x.shape
+    else:
+        input_shape = as_shape(input_shape, "input_size", (3, 4))
+    if weight is not None:
+        w = operands["weight"]
+        check_weight_ndim(w)
+        weight_shape = w.shape
+    else:
+        weight_shape = as_shape(weight_shape, "weight_size", (4,))
+    shown_input_shape = list(input_shape)
+    unbatched = len(input_shape) == 3
+    if go.ndim != len(input_shape):
+        raise ValueError(f"grad_output must be {len(input_shape)}-D like the input, but got "
+                         f"grad_output of shape {_shape(go)} for input of shape {shown_input_shape}")
+    if unbatched:
+        input_shape = (1,) + tuple(input_shape)
+        go = go[np.newaxis]
+    num_threads = as_num_threads(num_threads, default_threads)
+    stride, pads, dilation, groups, out_shape = resolve_geometry(
+        input_shape, weight_shape, stride, padding, dilation, groups, shown_input_shape)
+    if go.shape != out_shape:
+        expected = list(out_shape[1:] if unbatched else out_shape)
+        raise ValueError(f"grad_output must have the shape of conv2d's output, {expected} for "
+                         f"input of shape {shown_input_shape} and weight of shape "
+                         f"{list(weight_shape)}, but got grad_output of shape "
+                         f"{_shape(operands['grad_output'])}")
+
+    compute = _COMPUTE_DTYPE[dtype]
+
+    def contiguous(name):
+        if name not in operands:
+            return None
+        a = operands[name]
+        return np.ascontiguousarray(a[np.newaxis] if unbatched and name == "input" else a,
+                                    dtype=compute)
+
+    return Conv2dGradCall(
+        input=contiguous("input"), input_shape=tuple(input_shape),
+        weight=contiguous("weight"), weight_shape=tuple(weight_shape),
+        grad_output=np.ascontiguousarray(go, dtype=compute),
+        stride=stride, padding=pads, dilation=dilation, groups=groups,
+        result_dtype=dtype, unbatched=unbatched, num_threads=num_threads,
+    )
+
+
+def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_padding, dilation,
+                             groups, num_threads, default_threads):
+    """Check a conv_transpose2d call the way torch does and return a `Conv2dCall`
+    whose out_shape is the transposed convolution's output and whose padding is
+    the padding of the convolution it transposes."""
+    operands = {"input": input, "weight": weight}
+    if bias is not None:
+        operands["bias"] = bias
+    operands, dtype = as_float_operands(operands)
+    x, w = operands["input"], operands["weight"]
+    check_input_ndim(x)
+    if w.ndim != 4:
+        raise ValueError(f"expected weight to be 4-D (C_in, C_out / groups, kH, kW), "
+                         f"but got weight of shape {_shape(w)}")
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[np.newaxis]
+    groups = as_int(groups, "groups", 1)
+    stride = as_pair(stride, "stride", 1)
+    padding = as_pair(padding, "padding", 0)
+    output_padding = as_pair(output_padding, "output_padding", 0)
+    dilation = as_pair(dilation, "dilation", 1)
+    num_threads = as_num_threads(num_threads, default_threads)
+    n, c_in, h, wd = x.shape
+    c_in_w, c_out_g, kh, kw = w.shape
+    if min(w.shape) < 1:
+        raise ValueError(f"expected weight (C_in, C_out / groups, kH, kW) to have no empty "
+                         f"dimension, but got weight of shape {_shape(w)}")
+    if h < 1 or wd < 1:
+        raise ValueError(f"expected input height and width to be at least 1, "
+                         f"but got input of shape {_shape(operands['input'])}")
+    if c_in_w % groups:
+        raise ValueError(f"groups={groups} must divide the input channels (weight's dimension "
+                         f"0), but got weight of shape {_shape(w)}")
+    if c_in != c_in_w:
+        raise ValueError(f"weight of shape {_shape(w)} expects input to have {c_in_w} channels, "
+                         f"but got input of shape {_shape(operands['input'])} with {c_in} channels")
+    out_hw = []
+    for axis in range(2):
+        op, s, d = output_padding[axis], stride[axis], dilation[axis]
+        if op >= s and op >= d:
+            raise ValueError(f"output_padding must be smaller than either stride or dilation, "
+                             f"but got output_padding={output_padding}, stride={stride}, "
+                             f"dilation={dilation}")
+        size = (x.shape[2 + axis] - 1) * s - 2 * padding[axis] + d * (w.shape[2 + axis] - 1) + op + 1
+        if size < 1:
+            raise ValueError(f"the output {('height', 'width')[axis]} would be {size}: input of "
+                             f"shape {_shape(operands['input'])}, weight of shape {_shape(w)}, "
+                             f"stride={stride}, padding={padding}, dilation={dilation}, "
+                             f"output_padding={output_padding}")
+        out_hw.append(size)
+    c_out = c_out_g * groups
+    out_shape = (n, c_out, out_hw[0], out_hw[1])
+    if np.prod(out_shape, dtype=object) > _MAX_ELEMENTS:
+        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
+    compute = _COMPUTE_DTYPE[dtype]
+    if bias is not None:
+        b = operands["bias"]
+        if b.shape != (c_out,):
+            raise ValueError(f"expected bias to be 1-D with {c_out} elements (weight's "
+                             f"dimension 1 x groups), but got bias of shape {_shape(b)}")
+        bias = np.ascontiguousarray(b, dtype=compute)
+    return Conv2dCall(
+        input=np.ascontiguousarray(x, dtype=compute),
+        weight=np.ascontiguousarray(w, dtype=compute),
+        bias=bias,
+        stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation,
+        groups=groups, out_shape=out_shape, result_dtype=dtype, unbatched=unbatched,
         num_threads=num_threads,
     )

@@ -1,8 +1,9 @@
-"""conv2d: the functional form, like torch.nn.functional.conv2d."""
+"""conv2d and conv_transpose2d, like torch.nn.functional's, and the runners
+that allocate results and call the compiled kernels (also for cyconv.grad)."""
 import numpy as np
 
 from ._dispatch import kernel
-from ._validation import prepare_conv2d
+from ._validation import prepare_conv2d, prepare_conv_transpose2d
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -37,11 +38,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 def run_conv2d(call):
     """Allocate the output of a checked call and run the kernel."""
-    try:
-        out = np.empty(call.out_shape, dtype=call.input.dtype)
-    except MemoryError:
-        raise MemoryError(f"cyconv.conv2d: cannot allocate the output of shape "
-                          f"{list(call.out_shape)} ({call.input.dtype})") from None
+    out = _allocate(call.out_shape, call.input.dtype, "output")
     if out.size:
         kernel.conv2d_forward(
             call.input, call.weight, call.bias, out,
@@ -49,3 +46,109 @@ def run_conv2d(call):
             call.dilation[0], call.dilation[1], call.groups, call.num_threads)
     out = out.astype(call.result_dtype, copy=False)
     return out[0] if call.unbatched else out
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, *, num_threads=None):
+    """2-D transposed convolution with the semantics of torch.nn.functional.conv_transpose2d.
+
+    It is the gradient of conv2d with respect to its input: each input value
+    spreads over a kernel-sized window of the output, windows `stride` apart.
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C_in, H, W) or (C_in, H, W)
+    weight : array_like, shape (C_in, C_out / groups, kH, kW)
+    bias : array_like, shape (C_out,), optional
+    stride, padding, output_padding, dilation : int or (int, int)
+        H_out = (H - 1) * stride - 2 * padding + dilation * (kH - 1)
+        + output_padding + 1; output_padding must be smaller than stride or
+        dilation.
+    groups, num_threads : as for conv2d
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+    """
+    call = prepare_conv_transpose2d(input, weight, bias, stride, padding, output_padding,
+                                    dilation, groups, num_threads, kernel.max_threads())
+    out = run_input_grad(call.input, call.weight, call.bias, call.out_shape, call.stride,
+                         call.padding, call.dilation, call.groups, call.num_threads)
+    out = out.astype(call.result_dtype, copy=False)
+    return out[0] if call.unbatched else out
+
+
+def _allocate(shape, dtype, what):
+    try:
+        return np.empty(shape, dtype=dtype)
+    except MemoryError:
+        raise MemoryError(f"cyconv: cannot allocate the {what} of shape "
+                          f"{list(shape)} ({dtype})") from None
+
+
+def _phase_taps(phase, pad, stride, dilation, kernel_size):
+    """The taps of one kernel axis that reach input rows phase, phase + stride, ...
+
+    Input row phase + stride * m gets grad_output row m + (phase + pad -
+    k * dilation) / stride through tap k when that division is exact.  Returns
+    those taps in the order of rising grad_output row, the offset of the first
+    and the (constant) step between them, or None when no tap reaches.
+    """
+    taps = [k for k in reversed(range(kernel_size)) if (phase + pad - k * dilation) % stride == 0]
+    if not taps:
+        return None
+    first = (phase + pad - taps[0] * dilation) // stride
+    step = (taps[0] - taps[1]) * dilation // stride if len(taps) > 1 else 1
+    return taps, first, step
+
+
+def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
+                   groups, num_threads):
+    """bias + the gradient of conv2d(input, weight) with respect to its input,
+    for checked operands (conv_transpose2d).
+
+    With the weight transposed per group to (C_in, C_out / groups, kH, kW) and
+    flipped, this is itself a stride-1 convolution of grad_output, which the
+    forward kernel computes.  A stride s splits the input rows (and columns)
+    into s phases that see different taps; each phase is one such convolution.
+    """
+    n, c_in, h, w = input_shape
+    c_out, c_in_g, kh, kw = weight.shape
+    dtype = weight.dtype
+    transposed = (weight.reshape(groups, c_out // groups, c_in_g, kh, kw)
+                  .transpose(0, 2, 1, 3, 4).reshape(c_in, c_out // groups, kh, kw))
+    (sh, sw), (dh, dw) = stride, dilation
+    pad_top, pad_left = padding[0][0], padding[1][0]
+    if bias is None:
+        bias = np.zeros(c_in, dtype)
+    result = _allocate(input_shape, dtype, "input gradient")
+    if result.size == 0:
+        return result
+    for py in range(min(sh, h)):
+        rows = _phase_taps(py, pad_top, sh, dh, kh)
+        for px in range(min(sw, w)):
+            cols = _phase_taps(px, pad_left, sw, dw, kw)
+            target = result[:, :, py::sh, px::sw]
+            if rows is None or cols is None or grad_output.size == 0:
+                target[...] = bias[:, None, None]
+                continue
+            phase_weight = np.ascontiguousarray(transposed[:, :, rows[0]][:, :, :, cols[0]])
+            out = result if sh == sw == 1 else _allocate(target.shape, dtype, "input gradient")
+            kernel.conv2d_forward(grad_output, phase_weight, bias, out, 1, 1,
+                                  -rows[1], -cols[1], rows[2], cols[2], groups, num_threads)
+            if out is not result:
+                target[...] = out
+    return result
+
+
+def run_weight_grad(input, grad_output, weight_shape, stride, padding, dilation, groups,
+                    num_threads):
+    """The gradient of conv2d(input, weight) with respect to weight, for checked operands."""
+    result = _allocate(weight_shape, input.dtype, "weight gradient")
+    if grad_output.size == 0:
+        result[...] = 0
+    else:
+        kernel.conv2d_weight_grad(input, grad_output, result, stride[0], stride[1],
+                                  padding[0][0], padding[1][0], dilation[0], dilation[1],
+                                  groups, num_threads)
+    return result

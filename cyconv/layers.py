@@ -6,6 +6,7 @@ import numpy as np
 from ._validation import (PADDING_MODES, as_int, as_pair, as_padding, as_num_threads,
                           pad_for_mode)
 from .functional import conv2d
+from .grad import conv2d_bias, conv2d_input, conv2d_weight
 
 
 def _to_numpy(value):
@@ -23,6 +24,12 @@ class Conv2d:
     +-1/sqrt(fan_in), fan_in = in_channels / groups * kH * kW.  ``rng`` (a seed
     or a numpy.random.Generator) makes the initialisation reproducible.
     ``padding_mode`` is 'zeros', 'reflect', 'replicate' or 'circular'.
+
+    Training without a framework: in training mode (the default; see
+    ``train``/``eval``) a call keeps a reference to its input, and
+    ``backward(grad_output)`` returns the gradient with respect to that input
+    and sets ``weight_grad`` and ``bias_grad`` (overwriting the previous ones).
+    Do not modify the input in place between the call and ``backward``.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
@@ -61,6 +68,9 @@ class Conv2d:
         self.weight = rng.uniform(-bound, bound, shape).astype(self.dtype)
         self.bias = (rng.uniform(-bound, bound, self.out_channels).astype(self.dtype)
                      if bias else None)
+        self.training = True
+        self.weight_grad = self.bias_grad = None
+        self._saved_input = None
 
     def _padding_as_given(self, padding):
         if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list))
@@ -70,12 +80,44 @@ class Conv2d:
 
     def __call__(self, input):
         """Run the convolution on input (N, C_in, H, W) or (C_in, H, W)."""
-        if self.padding_mode == "zeros":
-            return conv2d(input, self.weight, self.bias, self.stride, self._pads,
-                          self.dilation, self.groups, num_threads=self.num_threads)
-        x = pad_for_mode(input, self._pads, self.padding_mode)
-        return conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation,
+        x, pads = self._padded(input)
+        self._saved_input = x if self.training else None
+        return conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
                       self.groups, num_threads=self.num_threads)
+
+    def _padded(self, input):
+        """The input the convolution sees and the zero padding it still needs."""
+        if self.padding_mode == "zeros":
+            return input, self._pads
+        return pad_for_mode(input, self._pads, self.padding_mode), 0
+
+    def backward(self, grad_output):
+        """Gradients for the last call's output gradient grad_output: sets
+        weight_grad and bias_grad (None without bias) and returns the input's."""
+        if self._saved_input is None:
+            raise RuntimeError("Conv2d.backward needs a call in training mode first "
+                               "(the layer keeps the input of its last call only while training)")
+        x = self._saved_input
+        pads = self._pads if self.padding_mode == "zeros" else 0
+        conv = dict(stride=self.stride, padding=pads, dilation=self.dilation,
+                    groups=self.groups, num_threads=self.num_threads)
+        self.weight_grad = conv2d_weight(x, self.weight.shape, grad_output, **conv)
+        self.bias_grad = None if self.bias is None else conv2d_bias(grad_output)
+        grad_input = conv2d_input(np.shape(x), self.weight, grad_output, **conv)
+        if self.padding_mode != "zeros":
+            grad_input = _unpad_gradient(grad_input, self._pads, self.padding_mode)
+        return grad_input
+
+    def train(self, mode=True):
+        """Training mode (the default) keeps each call's input for backward; returns self."""
+        self.training = bool(mode)
+        if not self.training:
+            self._saved_input = None
+        return self
+
+    def eval(self):
+        """Inference mode: calls keep nothing; returns self."""
+        return self.train(False)
 
     forward = __call__
 
@@ -130,3 +172,27 @@ class Conv2d:
         if self.dtype != np.float32:
             s += f", dtype={self.dtype.name}"
         return f"Conv2d({s})"
+
+
+def _unpad_gradient(grad, pads, mode):
+    """The gradient of pad_for_mode: each padded row/column's gradient is added
+    to the input row/column it copies (reflect, replicate or circular)."""
+    for axis, (before, after) in zip((-2, -1), pads):
+        size = grad.shape[axis] - before - after
+        inner = [slice(None)] * grad.ndim
+        inner[axis] = slice(before, before + size)
+        folded = grad[tuple(inner)].copy()
+        for j in list(range(before)) + list(range(before + size, before + size + after)):
+            pos = j - before
+            if mode == "reflect":
+                source = -pos if pos < 0 else 2 * (size - 1) - pos
+            elif mode == "replicate":
+                source = min(max(pos, 0), size - 1)
+            else:  # circular
+                source = pos % size
+            dst = [slice(None)] * grad.ndim
+            src = [slice(None)] * grad.ndim
+            dst[axis], src[axis] = source, j
+            folded[tuple(dst)] += grad[tuple(src)]
+        grad = folded
+    return grad

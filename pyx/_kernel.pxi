@@ -673,6 +673,200 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     return -1 if failed else 0
 
 
+# Weight gradient: gw[o, t] = sum over output positions p of
+# grad_output[o, p] * patch[p, t], t = (input channel, tap), as a blocked
+# matrix product reduced over positions, again without an im2col buffer.
+# Positions are cut into chunks; per chunk a thread transposes the grad_output
+# rows of its output channels into [block][position][OC_BLOCK] (the layout the
+# forward kernel's weights have) and gathers the input patches of its taps
+# into [tap block][position][POS_BLOCK lanes], and micro_kernel accumulates an
+# OC_BLOCK x POS_BLOCK tile of gw over the chunk.  A work item owns a slice of
+# output channels x a slice of taps over all positions: no two threads write
+# the same gw entry, and the summation order does not depend on the threads.
+cdef enum:
+    GRAD_CHUNK = 256           # positions per chunk
+    GRAD_TAP_BLOCKS = 4        # tap blocks (POS_BLOCK lanes each) per item, at most
+
+
+cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,
+                         Py_ssize_t t0, Py_ssize_t n_taps,
+                         const Py_ssize_t* segments, Py_ssize_t n_segments,
+                         Py_ssize_t chunk, floating* buf) noexcept nogil:
+    # buf[tb][p][lane] = the zero-padded input that position p of the chunk
+    # sees through tap t0 + tb * pos_block + lane of the group's input channels
+    cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t t, c, i, j, s, n, oh, ow0, p0, length, ih, iw0, lo, hi, q
+    cdef const floating* row
+    cdef floating* dst
+    for t in range(n_taps):
+        j = (t0 + t) % g.kernel_w
+        i = (t0 + t) // g.kernel_w % g.kernel_h
+        c = (t0 + t) // (g.kernel_w * g.kernel_h)
+        for s in range(n_segments):
+            n = segments[5 * s]
+            oh = segments[5 * s + 1]
+            ow0 = segments[5 * s + 2]
+            p0 = segments[5 * s + 3]
+            length = segments[5 * s + 4]
+            dst = buf + ((t // pos_block) * chunk + p0) * pos_block + t % pos_block
+            ih = oh * g.stride_h + i * g.dilation_h - g.pad_top
+            if ih < 0 or ih >= g.in_h:
+                for q in range(length):
+                    dst[q * pos_block] = 0
+                continue
+            row = x + ((n * g.in_channels + group * cin_g + c) * g.in_h + ih) * g.in_w
+            iw0 = ow0 * g.stride_w + j * g.dilation_w - g.pad_left
+            valid_columns(iw0, g.stride_w, g.in_w, length, &lo, &hi)
+            for q in range(lo):
+                dst[q * pos_block] = 0
+            for q in range(lo, hi):
+                dst[q * pos_block] = row[iw0 + q * g.stride_w]
+            for q in range(hi, length):
+                dst[q * pos_block] = 0
+
+
+cdef void pack_grad_output(const floating* grad_out, const Geometry* g, Py_ssize_t group,
+                           Py_ssize_t b0, Py_ssize_t b1,
+                           const Py_ssize_t* segments, Py_ssize_t n_segments,
+                           Py_ssize_t chunk, floating* packed) noexcept nogil:
+    # packed[b - b0][p][o] = grad_out[channel b * OC_BLOCK + o of the group, position p]
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t b, o, oc, s, q, length
+    cdef const floating* src
+    cdef floating* dst
+    for b in range(b0, b1):
+        for o in range(CYCONV_OC_BLOCK):
+            oc = b * CYCONV_OC_BLOCK + o
+            for s in range(n_segments):
+                length = segments[5 * s + 4]
+                dst = packed + ((b - b0) * chunk + segments[5 * s + 3]) * CYCONV_OC_BLOCK + o
+                if oc >= cout_g:
+                    for q in range(length):
+                        dst[q * CYCONV_OC_BLOCK] = 0
+                    continue
+                src = (grad_out + ((segments[5 * s] * g.out_channels + group * cout_g + oc)
+                                   * g.out_h + segments[5 * s + 1]) * g.out_w + segments[5 * s + 2])
+                for q in range(length):
+                    dst[q * CYCONV_OC_BLOCK] = src[q]
+
+
+cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad_w,
+                     const Geometry* g, int n_threads) noexcept nogil:
+    # Returns 0, or -1 when a buffer could not be allocated.
+    cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t total_pos = g.batch * g.out_h * g.out_w
+    cdef Py_ssize_t chunk = min(<Py_ssize_t>GRAD_CHUNK, total_pos)
+    cdef Py_ssize_t n_chunks = ceil_div(total_pos, chunk)
+    cdef Py_ssize_t n_oc_blocks = ceil_div(cout_g, CYCONV_OC_BLOCK)
+    cdef Py_ssize_t n_tap_blocks = ceil_div(depth, P)
+    cdef Py_ssize_t blocks_per_item = min(n_oc_blocks, max(1, OC_PER_ITEM // CYCONV_OC_BLOCK))
+    cdef Py_ssize_t taps_per_item = min(n_tap_blocks, <Py_ssize_t>GRAD_TAP_BLOCKS)
+    cdef Py_ssize_t n_oc_items, n_tap_items, n_items
+    cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
+    cdef Py_ssize_t item, group, oc_item, tap_item, b0, b1, tb0, tb1, t0, n_taps, ldc
+    cdef Py_ssize_t ch, q0, n_pos, n_seg, tb, b, o, oc, t
+    cdef floating* patches
+    cdef floating* packed
+    cdef floating* acc
+    cdef Py_ssize_t* segments
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    blocks_per_item = ceil_div(n_oc_blocks, ceil_div(n_oc_blocks, blocks_per_item))
+    # fewer taps, then fewer channels per item, until every thread has enough items
+    while True:
+        n_oc_items = ceil_div(n_oc_blocks, blocks_per_item)
+        n_tap_items = ceil_div(n_tap_blocks, taps_per_item)
+        n_items = g.groups * n_oc_items * n_tap_items
+        if n_items >= wanted:
+            break
+        if taps_per_item > 1:
+            taps_per_item -= 1
+        elif blocks_per_item > 1:
+            blocks_per_item = ceil_div(n_oc_blocks, 2 * n_oc_items)
+        else:
+            break
+    taps_per_item = ceil_div(n_tap_blocks, n_tap_items)  # equal slices
+    ldc = taps_per_item * P
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
+    with parallel(num_threads=n_threads):
+        patches = <floating*>cyconv_aligned_alloc(taps_per_item * chunk * P * sizeof(floating))
+        packed = <floating*>cyconv_aligned_alloc(blocks_per_item * chunk * CYCONV_OC_BLOCK * sizeof(floating))
+        acc = <floating*>malloc(blocks_per_item * CYCONV_OC_BLOCK * ldc * sizeof(floating))
+        segments = <Py_ssize_t*>malloc(5 * chunk * sizeof(Py_ssize_t))
+        if patches == NULL or packed == NULL or acc == NULL or segments == NULL:
+            failed_flag[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if patches == NULL or packed == NULL or acc == NULL or segments == NULL:
+                continue
+            tap_item = item % n_tap_items
+            oc_item = (item // n_tap_items) % n_oc_items
+            group = item // (n_tap_items * n_oc_items)
+            b0 = oc_item * blocks_per_item
+            b1 = min(n_oc_blocks, b0 + blocks_per_item)
+            tb0 = tap_item * taps_per_item
+            tb1 = min(n_tap_blocks, tb0 + taps_per_item)
+            t0 = tb0 * P
+            n_taps = min(depth, tb1 * P) - t0
+            fill_zero(acc, (b1 - b0) * CYCONV_OC_BLOCK * ldc)
+            # lanes past the last tap stay zero through every chunk
+            fill_zero(patches + (tb1 - tb0 - 1) * chunk * P, chunk * P)
+            for ch in range(n_chunks):
+                q0 = ch * chunk
+                n_pos = min(chunk, total_pos - q0)
+                n_seg = chunk_segments(g, q0, n_pos, chunk, segments)
+                pack_grad_output(grad_out, g, group, b0, b1, segments, n_seg, chunk, packed)
+                gather_patches(x, g, group, t0, n_taps, segments, n_seg, chunk, patches)
+                # a patch block (chunk x P) stays in L1 while the channel blocks stream
+                for tb in range(tb1 - tb0):
+                    for b in range(b0, b1):
+                        micro_kernel(patches + tb * chunk * P, n_pos, P,
+                                     packed + (b - b0) * chunk * CYCONV_OC_BLOCK,
+                                     acc + (b - b0) * CYCONV_OC_BLOCK * ldc + tb * P, ldc)
+            for o in range(min(cout_g - b0 * CYCONV_OC_BLOCK, (b1 - b0) * CYCONV_OC_BLOCK)):
+                oc = group * cout_g + b0 * CYCONV_OC_BLOCK + o
+                for t in range(n_taps):
+                    grad_w[oc * depth + t0 + t] = acc[o * ldc + t]
+        cyconv_aligned_free(patches)
+        cyconv_aligned_free(packed)
+        free(acc)
+        free(segments)
+    return -1 if failed else 0
+
+
+cdef void set_geometry(Geometry* g, const Py_ssize_t* x_shape, const Py_ssize_t* w_shape,
+                       const Py_ssize_t* out_shape,
+                       Py_ssize_t stride_h, Py_ssize_t stride_w,
+                       Py_ssize_t pad_top, Py_ssize_t pad_left,
+                       Py_ssize_t dilation_h, Py_ssize_t dilation_w, Py_ssize_t groups) noexcept:
+    # shapes as NCHW, (C_out, C_in / groups, kh, kw) and NCHW
+    g.batch, g.in_channels, g.in_h, g.in_w = x_shape[0], x_shape[1], x_shape[2], x_shape[3]
+    g.out_channels, g.kernel_h, g.kernel_w = w_shape[0], w_shape[2], w_shape[3]
+    g.out_h, g.out_w, g.groups = out_shape[2], out_shape[3], groups
+    g.stride_h, g.stride_w, g.pad_top, g.pad_left = stride_h, stride_w, pad_top, pad_left
+    g.dilation_h, g.dilation_w = dilation_h, dilation_w
+
+
+def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad_out,
+                       floating[:, :, :, ::1] grad_w,
+                       Py_ssize_t stride_h, Py_ssize_t stride_w,
+                       Py_ssize_t pad_top, Py_ssize_t pad_left,
+                       Py_ssize_t dilation_h, Py_ssize_t dilation_w,
+                       Py_ssize_t groups, int num_threads):
+    """grad_w = the gradient of conv2d's weight, for checked, contiguous, non-empty operands."""
+    cdef Geometry g
+    cdef int status
+    set_geometry(&g, x.shape, grad_w.shape, grad_out.shape,
+                 stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
+    with nogil:
+        status = weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
+                             &g, num_threads)
+    if status != 0:
+        raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,
                    const floating[::1] bias, floating[:, :, :, ::1] out,
                    Py_ssize_t stride_h, Py_ssize_t stride_w,
@@ -686,11 +880,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     """
     cdef Geometry g
     cdef int status
-    g.batch, g.in_channels, g.in_h, g.in_w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
-    g.out_channels, g.kernel_h, g.kernel_w = weight.shape[0], weight.shape[2], weight.shape[3]
-    g.out_h, g.out_w, g.groups = out.shape[2], out.shape[3], groups
-    g.stride_h, g.stride_w, g.pad_top, g.pad_left = stride_h, stride_w, pad_top, pad_left
-    g.dilation_h, g.dilation_w = dilation_h, dilation_w
+    set_geometry(&g, x.shape, weight.shape, out.shape,
+                 stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     with nogil:
         status = forward(&x[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], &out[0, 0, 0, 0],
                          &g, num_threads)

@@ -1,0 +1,53 @@
+"""Gradients of conv2d, mirroring torch.nn.grad.conv2d_input / conv2d_weight.
+
+For out = conv2d(input, weight, bias, stride, padding, dilation, groups) and
+grad_output = dL/d out:
+
+    dL/d input  = conv2d_input(input.shape, weight, grad_output, ...)
+    dL/d weight = conv2d_weight(input, weight.shape, grad_output, ...)
+    dL/d bias   = conv2d_bias(grad_output)
+
+The parameters take every form conv2d takes (padding as an int, (h, w),
+((top, bottom), (left, right)), 'valid' or 'same'); 3-D (unbatched) input
+goes with a 3-D grad_output.
+"""
+import numpy as np
+
+from . import functional
+from ._validation import as_float_operands, check_input_ndim, prepare_conv2d_grad
+
+__all__ = ["conv2d_input", "conv2d_weight", "conv2d_bias"]
+
+
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                 *, num_threads=None):
+    """The gradient of conv2d with respect to its input, of shape input_size."""
+    call = prepare_conv2d_grad(None, input_size, weight, None, grad_output, stride, padding,
+                               dilation, groups, num_threads, functional.kernel.max_threads())
+    result = functional.run_input_grad(call.grad_output, call.weight, None, call.input_shape,
+                                       call.stride, call.padding, call.dilation, call.groups,
+                                       call.num_threads)
+    result = result.astype(call.result_dtype, copy=False)
+    return result[0] if call.unbatched else result
+
+
+def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
+                  *, num_threads=None):
+    """The gradient of conv2d with respect to its weight, of shape weight_size."""
+    call = prepare_conv2d_grad(input, None, None, weight_size, grad_output, stride, padding,
+                               dilation, groups, num_threads, functional.kernel.max_threads())
+    result = functional.run_weight_grad(call.input, call.grad_output, call.weight_shape,
+                                        call.stride, call.padding, call.dilation, call.groups,
+                                        call.num_threads)
+    return result.astype(call.result_dtype, copy=False)
+
+
+def conv2d_bias(grad_output):
+    """The gradient of conv2d with respect to its bias: grad_output summed over
+    every axis but the channels (N, C_out, H_out, W_out) or (C_out, H_out, W_out)."""
+    operands, dtype = as_float_operands({"grad_output": grad_output})
+    go = operands["grad_output"]
+    check_input_ndim(go)
+    axes = (0, 2, 3) if go.ndim == 4 else (1, 2)
+    compute = np.float64 if dtype == np.float64 else np.float32
+    return go.sum(axis=axes, dtype=compute).astype(dtype, copy=False)

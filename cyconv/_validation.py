@@ -109,7 +109,7 @@ def as_float_operands(named_arrays):
     float_dtypes = {name: a.dtype for name, a in arrays.items() if a.dtype.kind == "f"}
     if len(set(float_dtypes.values())) > 1:
         given = ", ".join(f"{name} is {dt}" for name, dt in float_dtypes.items())
-        raise TypeError(f"input, weight and bias must have the same float dtype, but {given}")
+        raise TypeError(f"{', '.join(named_arrays)} must have the same float dtype, but {given}")
     dtype = next(iter(float_dtypes.values()), np.dtype(np.float64))
     return {name: a.astype(dtype, copy=False) for name, a in arrays.items()}, dtype
 
@@ -239,13 +239,13 @@ def check_weight_ndim(w):
 
 
 def as_shape(value, name, ndims):
-    """A shape (tuple of ints >= 1) with one of the lengths in ndims."""
+    """A shape (tuple of ints >= 0) with one of the lengths in ndims."""
     if hasattr(value, "tolist"):  # torch.Size, NumPy arrays
         value = value.tolist()
     if not isinstance(value, (tuple, list)) or len(value) not in ndims:
         lengths = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name} must be a tuple of {lengths} ints, but got {value!r}")
-    return tuple(as_int(v, f"{name}[{i}]", 1) for i, v in enumerate(value))
+    return tuple(as_int(v, f"{name}[{i}]", 0) for i, v in enumerate(value))
 
 
 @dataclass(frozen=True)

@@ -587,10 +587,12 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     cdef Py_ssize_t first, ld
     cdef int failed = 0
     cdef int* failed_flag = &failed  # shared: written through a pointer in the parallel block
-    # A 1x1 kernel with stride 1 and no padding: each input plane already is
+    # A 1x1 kernel with stride 1 and no padding (the input gradient passes
+    # negative padding, a shift): each input plane already is
     # the packed operand, so a tile inside one image is read where it lies.
     cdef bint reads_in_place = (g.kernel_h == 1 and g.kernel_w == 1 and g.stride_h == 1
-                                and g.stride_w == 1 and g.out_h == g.in_h and g.out_w == g.in_w)
+                                and g.stride_w == 1 and g.pad_top == 0 and g.pad_left == 0
+                                and g.out_h == g.in_h and g.out_w == g.in_w)
 
     packed = <floating*>malloc(g.groups * t.n_oc_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
     if packed == NULL:

@@ -56,3 +56,21 @@ def odd_layout(a, kind):
 
 
 LAYOUTS = ["contiguous", "fortran", "reversed", "strided", "readonly"]
+
+
+def torch_conv2d_grads(x, weight, bias, grad_out, stride=1, padding=0, dilation=1, groups=1):
+    """(input, weight, bias) gradients of torch_conv2d by torch autograd, as NumPy
+    arrays (bias gradient None without bias)."""
+    tx = torch.from_numpy(np.ascontiguousarray(x)).requires_grad_()
+    tw = torch.from_numpy(np.ascontiguousarray(weight)).requires_grad_()
+    tb = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias)).requires_grad_()
+    xx = tx
+    if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding):
+        (top, bottom), (left, right) = padding
+        xx = F.pad(tx, (left, right, top, bottom))
+        padding = 0
+    out = F.conv2d(xx, tw, tb, stride, padding, dilation, groups)
+    leaves = (tx, tw) if tb is None else (tx, tw, tb)
+    grads = torch.autograd.grad(out, leaves, torch.from_numpy(np.ascontiguousarray(grad_out)))
+    grads = [g.numpy() for g in grads]
+    return grads[0], grads[1], (grads[2] if tb is not None else None)

@@ -31,3 +31,32 @@ def conv2d_reference(x, weight, bias=None, stride=(1, 1), padding=((0, 0), (0, 0
     if bias is not None:
         out += np.asarray(bias, np.float64)[None, :, None, None]
     return out
+
+
+def conv2d_grads_reference(x, weight, grad_out, stride=(1, 1), padding=((0, 0), (0, 0)),
+                           dilation=(1, 1), groups=1):
+    """The gradients (input, weight, bias) of conv2d_reference for an output
+    gradient grad_out: the same loop, each tap's contribution sent backwards."""
+    (top, bottom), (left, right) = padding
+    x = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (top, bottom), (left, right)))
+    weight = np.asarray(weight, np.float64)
+    grad_out = np.asarray(grad_out, np.float64)
+    _, _, h_out, w_out = grad_out.shape
+    c_out, c_in_g, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    c_out_g = c_out // groups
+    grad_x = np.zeros_like(x)
+    grad_w = np.zeros_like(weight)
+    for g in range(groups):
+        chans = slice(g * c_in_g, (g + 1) * c_in_g)
+        outs = slice(g * c_out_g, (g + 1) * c_out_g)
+        for p in range(kh):
+            for q in range(kw):
+                window = (slice(None), chans, slice(p * dh, p * dh + sh * (h_out - 1) + 1, sh),
+                          slice(q * dw, q * dw + sw * (w_out - 1) + 1, sw))
+                grad_w[outs, :, p, q] += np.einsum("nohw,nchw->oc", grad_out[:, outs], x[window])
+                grad_x[window] += np.einsum("nohw,oc->nchw", grad_out[:, outs],
+                                            weight[outs, :, p, q])
+    h, w = x.shape[2:]
+    grad_x = grad_x[:, :, top:h - bottom, left:w - right]
+    return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))

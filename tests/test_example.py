@@ -1,0 +1,23 @@
+"""examples/train_digits.py trains a NumPy CNN to the promised accuracy."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "examples", "train_digits.py")
+
+
+@pytest.mark.slow
+def test_digits_example_reaches_97_percent():
+    result = subprocess.run([sys.executable, EXAMPLE, "--seed", "0"], capture_output=True,
+                            text=True, cwd=tempfile.gettempdir(), timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert sum(line.startswith("epoch") for line in lines) == 30
+    match = re.fullmatch(r"test accuracy: (0\.\d{4}|1\.0000)", lines[-1])
+    assert match, lines[-1]
+    assert float(match.group(1)) >= 0.97

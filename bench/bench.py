@@ -1,12 +1,15 @@
 """Side-by-side speed of cyconv, torch, plain NumPy and ONNX Runtime on real layer shapes.
 
-    python bench/bench.py [--quick] [--dtypes float32,float64] [--threads 1,2] [--out DIR]
+    python bench/bench.py [--quick] [--dtypes float32,float64] [--threads 1,2]
+                          [--sections forward,backward] [--out DIR]
 
+Two sections: forward (conv2d) and backward (the input, weight and bias
+gradients together, against torch's autograd backward of the same conv).
 For each layer, dtype and thread count it checks that the implementations
 agree, then times them in interleaved rounds (one call of each per round) and
 keeps the median.  It prints progress, then writes DIR/results.md (table),
 DIR/results.json (raw numbers, machine, versions, thread settings) and
-DIR/speedup.png (chart).  Speed-up = peer time / cyconv time: > 1 means
+DIR/speedup.png and DIR/speedup_backward.png (charts).  Speed-up = peer time / cyconv time: > 1 means
 cyconv is faster.  "% peak" is against a single-thread NumPy BLAS matrix
 product measured in the same run (per thread).
 """
@@ -29,7 +32,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import cyconv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import PEERS, make_cyconv, onnxruntime_available  # noqa: E402
+from peers import (BACKWARD_PEERS, PEERS, make_cyconv, make_cyconv_backward,  # noqa: E402
+                   onnxruntime_available)
 
 
 @dataclass(frozen=True)
@@ -128,35 +132,55 @@ def time_interleaved(fns, rounds, budget_s, pause_s):
 
 
 def agree(outputs, dtype):
-    ref = outputs["torch"]
+    """{name: max relative error} of the results that differ from torch's
+    (a result is an array or a tuple of arrays)."""
     tol = 1e-4 if dtype == np.float32 else 1e-10
-    scale = max(1.0, float(np.abs(ref).max()))
-    return {name: float(np.abs(out - ref).max() / scale) for name, out in outputs.items()
-            if name != "torch" and float(np.abs(out - ref).max()) > tol * scale}
+    parts = {name: out if isinstance(out, tuple) else (out,) for name, out in outputs.items()}
+    bad = {}
+    for name, arrays in parts.items():
+        if name == "torch":
+            continue
+        for got, ref in zip(arrays, parts["torch"]):
+            got, ref = np.asarray(got), np.asarray(ref)
+            error = float(np.abs(got - ref).max() / max(1.0, float(np.abs(ref).max())))
+            if error > tol:
+                bad[name] = max(bad.get(name, 0.0), error)
+    return bad
 
 
-def run_case(layer, dtype, threads, args, peers):
+def run_case(layer, dtype, threads, args, peers, section="forward"):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (layer.batch, layer.in_channels) + layer.size).astype(dtype)
     w = rng.uniform(-1, 1, (layer.out_channels, layer.in_channels // layer.groups,
                             layer.kernel, layer.kernel)).astype(dtype)
     b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
-    fns = {"cyconv": make_cyconv(x, w, b, layer, threads)}
-    for name in peers:
-        fn = PEERS[name](x, w, b, layer, threads)
+    flops = layer.flops
+    if section == "forward":
+        fns = {"cyconv": make_cyconv(x, w, b, layer, threads)}
+        makers = {name: PEERS[name] for name in peers}
+        operands = (x, w, b, layer, threads)
+    else:
+        grad_out = rng.uniform(-1, 1, (layer.batch, layer.out_channels) + layer.out_size)
+        grad_out = grad_out.astype(dtype)
+        fns = {"cyconv": make_cyconv_backward(x, w, b, grad_out, layer, threads)}
+        makers = {name: BACKWARD_PEERS[name] for name in peers if name in BACKWARD_PEERS}
+        operands = (x, w, b, grad_out, layer, threads)
+        flops = 2 * layer.flops  # the input and the weight gradient: a convolution each
+    for name, make in makers.items():
+        fn = make(*operands)
         if fn is not None:
             fns[name] = fn
-    outputs = {name: np.asarray(fn()) for name, fn in fns.items()}
+    outputs = {name: fn() for name, fn in fns.items()}
     bad = agree(outputs, dtype)
     if bad:
-        raise AssertionError(f"{layer.name} {np.dtype(dtype).name}: results disagree "
+        raise AssertionError(f"{layer.name} {np.dtype(dtype).name} {section}: results disagree "
                              f"with torch (max relative error {bad})")
     median = time_interleaved(fns, args.rounds, args.budget, args.pause)
-    row = {"layer": layer.name, "dtype": np.dtype(dtype).name, "threads": threads,
-           "gflop": layer.flops / 1e9}
+    row = {"section": section, "layer": layer.name, "dtype": np.dtype(dtype).name,
+           "threads": threads, "gflop": flops / 1e9}
     for name, seconds in median.items():
         row[f"{name}_ms"] = seconds * 1e3
-        row[f"{name}_gflops"] = layer.flops / seconds / 1e9
+        row[f"{name}_gflops"] = flops / seconds / 1e9
         if name != "cyconv":
             row[f"speedup_vs_{name}"] = seconds / median["cyconv"]
     return row
@@ -206,7 +230,7 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def summarise(rows, peers):
+def summarise(rows, peers, prefix=""):
     lines = []
     for dtype in sorted({r["dtype"] for r in rows}):
         for threads in sorted({r["threads"] for r in rows}):
@@ -218,15 +242,16 @@ def summarise(rows, peers):
                     worst = min(sel, key=lambda r: r.get(f"speedup_vs_{peer}", float("inf")))
                     parts.append(f"vs {peer}: geomean {geomean(vals):.2f}x, worst "
                                  f"{worst[f'speedup_vs_{peer}']:.2f}x ({worst['layer']})")
-            lines.append(f"{dtype}, {threads} thread{'s' if threads > 1 else ''}: "
-                         + "; ".join(parts))
+            if parts:
+                lines.append(f"{prefix}{dtype}, {threads} thread{'s' if threads > 1 else ''}: "
+                             + "; ".join(parts))
     by_key = {(r["layer"], r["dtype"]): {} for r in rows}
     for r in rows:
         by_key[(r["layer"], r["dtype"])][r["threads"]] = r["cyconv_ms"]
     scaling = [(k, t[1] / t[2]) for k, t in by_key.items() if 1 in t and 2 in t]
     if scaling:
         worst = min(scaling, key=lambda kv: kv[1])
-        lines.append(f"scaling 1 -> 2 threads (cyconv): geomean {geomean([s for _, s in scaling]):.2f}x, "
+        lines.append(f"{prefix}scaling 1 -> 2 threads (cyconv): geomean {geomean([s for _, s in scaling]):.2f}x, "
                      f"worst {worst[1]:.2f}x ({worst[0][0]}, {worst[0][1]})")
     return lines
 
@@ -243,10 +268,26 @@ def markdown(rows, peers, peak, meta, memory, summary):
         parts = [f"{k} {v['extra_bytes'] / 2**20:.1f} MiB" for k, v in memory.items()]
         out += [f"Peak extra memory of one float32 call on `{MEMORY_LAYER}` beyond input and "
                 f"output (fresh process, RSS): " + ", ".join(parts) + ".", ""]
+    for section in ("forward", "backward"):
+        sel = [r for r in rows if r["section"] == section]
+        if sel:
+            out += [SECTION_TITLES[section], "", table(sel, peers, peak), ""]
+    return "\n".join(out)
+
+
+SECTION_TITLES = {
+    "forward": "**Forward** (conv2d)",
+    "backward": "**Backward** (input + weight + bias gradients; torch: autograd backward of "
+                "the same conv; GFLOP counts both gradient convolutions)",
+}
+
+
+def table(rows, peers, peak):
+    peers = [p for p in peers if any(f"{p}_ms" in r for r in rows)]
     head = ["layer", "dtype", "thr", "GFLOP", "cyconv ms", "cyconv GFLOP/s", "% peak"]
     for p in peers:
         head += [f"{p} ms", f"vs {p}"]
-    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["layer"], r["dtype"], str(r["threads"]), f"{r['gflop']:.3f}",
                  f"{r['cyconv_ms']:.2f}", f"{r['cyconv_gflops']:.1f}",
@@ -257,16 +298,19 @@ def markdown(rows, peers, peak, meta, memory, summary):
             else:
                 cells += ["-", "-"]
         out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out)
 
 
-def chart(rows, peers, path):
+def chart(rows, peers, path, title):
+    if not rows:
+        return False
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    peers = [p for p in peers if any(f"speedup_vs_{p}" in r for r in rows)]
     combos = sorted({(r["dtype"], r["threads"]) for r in rows})
     fig, axes = plt.subplots(1, len(combos), figsize=(6 * len(combos), 7), sharey=True,
                              squeeze=False)
@@ -284,6 +328,7 @@ def chart(rows, peers, path):
         ax.set_title(f"{dtype}, {threads} thread{'s' if threads > 1 else ''}")
         ax.set_xlabel("speed-up of cyconv (peer time / cyconv time, log)")
     axes[0][0].legend(loc="lower right")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -311,6 +356,8 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=4.0, help="seconds per case, soft")
     ap.add_argument("--pause", type=float, default=0.1,
                     help="seconds of quiet before each timed call (spinning thread pools)")
+    ap.add_argument("--sections", default="forward,backward",
+                    help="forward (conv2d) and/or backward (gradients)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default="bench/results")
     args = ap.parse_args(argv)
@@ -332,13 +379,14 @@ def main(argv=None):
           f"{peak['float64']:.1f} float64", flush=True)
 
     rows = []
-    cases = [(l, d, t) for d in dtypes for l in layers for t in threads_list]
-    for i, (layer, dtype, threads) in enumerate(cases, 1):
-        row = run_case(layer, dtype, threads, args, peers)
+    sections = args.sections.split(",")
+    cases = [(s, l, d, t) for s in sections for d in dtypes for l in layers for t in threads_list]
+    for i, (section, layer, dtype, threads) in enumerate(cases, 1):
+        row = run_case(layer, dtype, threads, args, peers, section)
         rows.append(row)
         speed = "  ".join(f"vs {p} {row[f'speedup_vs_{p}']:.2f}x" for p in peers
                           if f"speedup_vs_{p}" in row)
-        print(f"[{i}/{len(cases)}] {layer.name:28s} {row['dtype']} {threads}t: "
+        print(f"[{i}/{len(cases)}] {section[:3]} {layer.name:28s} {row['dtype']} {threads}t: "
               f"cyconv {row['cyconv_gflops']:6.1f} GFLOP/s  {speed}", flush=True)
 
     memory = {}
@@ -358,15 +406,19 @@ def main(argv=None):
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE",
                                                     "OPENBLAS_L2_SIZE")},
             "threads": threads_list, "suite": [asdict(l) for l in layers]}
-    summary = summarise(rows, peers)
+    summary = (summarise([r for r in rows if r["section"] == "forward"], peers)
+               + summarise([r for r in rows if r["section"] == "backward"], peers, "backward, "))
     (out_dir / "results.json").write_text(json.dumps(
         {"meta": meta, "summary": summary, "memory": memory, "rows": rows}, indent=1,
         default=str))
     (out_dir / "results.md").write_text(markdown(rows, peers, peak, meta, memory, summary))
-    drew = chart(rows, peers, out_dir / "speedup.png")
+    charts = [out_dir / name for name, section in (("speedup.png", "forward"),
+                                                   ("speedup_backward.png", "backward"))
+              if chart([r for r in rows if r["section"] == section], peers, out_dir / name,
+                       SECTION_TITLES[section].replace("**", ""))]
     print("\n".join(["", "Summary:"] + summary))
-    print(f"\nwrote {out_dir / 'results.md'}, {out_dir / 'results.json'}"
-          + (f", {out_dir / 'speedup.png'}" if drew else ""))
+    print(f"\nwrote " + ", ".join(str(p) for p in [out_dir / "results.md",
+                                                    out_dir / "results.json"] + charts))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     make(x, w, b, layer, threads) -> a function of no arguments returning NCHW output
 
+and, for the backward pass, make(x, w, b, grad_out, layer, threads) -> a
+function returning the (input, weight, bias) gradients for grad_out.
+
 torch (oneDNN in float32, im2col + BLAS in float64), the best plain NumPy
 (sliding_window_view + tensordot/einsum on BLAS) and ONNX Runtime's CPU Conv
 (float32 only; skipped when onnxruntime is not installed).
@@ -95,3 +98,31 @@ def make_onnxruntime(x, w, b, layer, threads):
 
 
 PEERS = {"torch": make_torch, "numpy": make_numpy, "onnxruntime": make_onnxruntime}
+
+
+def make_cyconv_backward(x, w, b, grad_out, layer, threads):
+    conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                groups=layer.groups, num_threads=threads)
+    return lambda: (cyconv.grad.conv2d_input(x.shape, w, grad_out, **conv),
+                    cyconv.grad.conv2d_weight(x, w.shape, grad_out, **conv),
+                    cyconv.grad.conv2d_bias(grad_out))
+
+
+def make_torch_backward(x, w, b, grad_out, layer, threads):
+    """torch's autograd backward of one conv2d (the graph is kept, the forward not timed)."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    out = F.conv2d(tx, tw, tb, layer.stride, layer.padding, layer.dilation, layer.groups)
+    go = torch.from_numpy(grad_out)
+
+    def run():
+        torch.set_num_threads(threads)
+        grads = torch.autograd.grad(out, (tx, tw, tb), go, retain_graph=True)
+        return tuple(g.numpy() for g in grads)
+    return run
+
+
+BACKWARD_PEERS = {"torch": make_torch_backward}

@@ -91,15 +91,17 @@ def _phase_taps(phase, pad, stride, dilation, kernel_size):
 
     Input row phase + stride * m gets grad_output row m + (phase + pad -
     k * dilation) / stride through tap k when that division is exact.  Returns
-    those taps in the order of rising grad_output row, the offset of the first
-    and the (constant) step between them, or None when no tap reaches.
+    those taps, as a slice of the flipped kernel (index kernel_size - 1 - k,
+    in the order of rising grad_output row), the grad_output offset of the
+    first and the (constant) step between them; or None when no tap reaches.
     """
     taps = [k for k in reversed(range(kernel_size)) if (phase + pad - k * dilation) % stride == 0]
     if not taps:
         return None
     first = (phase + pad - taps[0] * dilation) // stride
-    step = (taps[0] - taps[1]) * dilation // stride if len(taps) > 1 else 1
-    return taps, first, step
+    gap = taps[0] - taps[1] if len(taps) > 1 else 1
+    flipped = slice(kernel_size - 1 - taps[0], kernel_size - taps[-1], gap)
+    return flipped, first, gap * dilation // stride
 
 
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
@@ -115,8 +117,6 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     n, c_in, h, w = input_shape
     c_out, c_in_g, kh, kw = weight.shape
     dtype = weight.dtype
-    transposed = (weight.reshape(groups, c_out // groups, c_in_g, kh, kw)
-                  .transpose(0, 2, 1, 3, 4).reshape(c_in, c_out // groups, kh, kw))
     (sh, sw), (dh, dw) = stride, dilation
     pad_top, pad_left = padding[0][0], padding[1][0]
     if bias is None:
@@ -124,6 +124,8 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     result = _allocate(input_shape, dtype, "input gradient")
     if result.size == 0:
         return result
+    flipped = _allocate((c_in, c_out // groups, kh, kw), dtype, "transposed weight")
+    kernel.flip_transpose_weight(weight, flipped, groups, num_threads)
     for py in range(min(sh, h)):
         rows = _phase_taps(py, pad_top, sh, dh, kh)
         for px in range(min(sw, w)):
@@ -132,7 +134,7 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
             if rows is None or cols is None or grad_output.size == 0:
                 target[...] = bias[:, None, None]
                 continue
-            phase_weight = np.ascontiguousarray(transposed[:, :, rows[0]][:, :, :, cols[0]])
+            phase_weight = np.ascontiguousarray(flipped[:, :, rows[0], cols[0]])
             out = result if sh == sw == 1 else _allocate(target.shape, dtype, "input gradient")
             kernel.conv2d_forward(grad_output, phase_weight, bias, out, 1, 1,
                                   -rows[1], -cols[1], rows[2], cols[2], groups, num_threads)

@@ -262,7 +262,7 @@ cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads
 cdef inline bint use_planes(const Geometry* g) noexcept nogil:
     # depthwise-like: few input channels per group and output channels too
     # few to amortise a gather over
-    return g.in_channels // g.groups <= 4 and g.out_channels // g.groups <= 16
+    return (g.in_channels // g.groups <= 4 and g.out_channels // g.groups <= 16) or g.out_channels // g.groups <= 3
 
 
 cdef void axpy(floating* y, const floating* x, floating a, Py_ssize_t n) noexcept nogil:
@@ -270,6 +270,24 @@ cdef void axpy(floating* y, const floating* x, floating a, Py_ssize_t n) noexcep
     cdef Py_ssize_t i
     for i in range(n):
         y[i] += a * x[i]
+
+
+cdef void pad_plane(const floating* src, const Geometry* g, floating* padded) noexcept nogil:
+    # padded (out_h + (kh - 1) * dh rows of out_w + (kw - 1) * dw): the input
+    # plane src as a stride-1 convolution sees it, zero padding included
+    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t r, ih, lo, hi
+    for r in range(ph):
+        ih = r - g.pad_top
+        if ih < 0 or ih >= g.in_h:
+            fill_zero(padded + r * pw, pw)
+            continue
+        valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
+        fill_zero(padded + r * pw, lo)
+        memcpy(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left,
+               (hi - lo) * sizeof(floating))
+        fill_zero(padded + r * pw + hi, pw - hi)
 
 
 cdef void flat_plane(const floating* x, const floating* weight, floating bias,
@@ -284,23 +302,12 @@ cdef void flat_plane(const floating* x, const floating* weight, floating bias,
     cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
     cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
     cdef Py_ssize_t length = (g.out_h - 1) * pw + g.out_w
-    cdef Py_ssize_t c, i, j, r, p, ih, lo, hi, shift
-    cdef const floating* src
+    cdef Py_ssize_t c, i, j, r, p, shift
     cdef floating wv
     for p in range(length):
         acc[p] = bias
     for c in range(cin_g):
-        src = x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w
-        for r in range(ph):
-            ih = r - g.pad_top
-            if ih < 0 or ih >= g.in_h:
-                fill_zero(padded + r * pw, pw)
-                continue
-            valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
-            fill_zero(padded + r * pw, lo)
-            memcpy(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left,
-                   (hi - lo) * sizeof(floating))
-            fill_zero(padded + r * pw + hi, pw - hi)
+        pad_plane(x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w, g, padded)
         for i in range(g.kernel_h):
             for j in range(g.kernel_w):
                 wv = weight[((oc * cin_g + c) * g.kernel_h + i) * g.kernel_w + j]
@@ -838,6 +845,103 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
     return -1 if failed else 0
 
 
+cdef void dot4(const floating* a, const floating* b, const Py_ssize_t* shifts,
+               Py_ssize_t n, floating* sums) noexcept nogil:
+    # sums[k] = sum_q a[q] * b[shifts[k] + q] for 4 shifts at once: each a is
+    # loaded once for 4 products, and 4 x 16 lane accumulators are independent
+    # chains (gcc vectorises the fixed inner loops; a plain reduction it would
+    # not, without -ffast-math)
+    cdef floating lanes[4][16]
+    cdef Py_ssize_t q = 0
+    cdef int k, v
+    cdef const floating* b0 = b + shifts[0]
+    cdef const floating* b1 = b + shifts[1]
+    cdef const floating* b2 = b + shifts[2]
+    cdef const floating* b3 = b + shifts[3]
+    for k in range(4):
+        for v in range(16):
+            lanes[k][v] = 0
+    while q + 16 <= n:
+        for v in range(16):
+            lanes[0][v] += a[q + v] * b0[q + v]
+            lanes[1][v] += a[q + v] * b1[q + v]
+            lanes[2][v] += a[q + v] * b2[q + v]
+            lanes[3][v] += a[q + v] * b3[q + v]
+        q += 16
+    for k in range(4):
+        sums[k] = 0
+        for v in range(16):
+            sums[k] += lanes[k][v]
+    while q < n:
+        sums[0] += a[q] * b0[q]
+        sums[1] += a[q] * b1[q]
+        sums[2] += a[q] * b2[q]
+        sums[3] += a[q] * b3[q]
+        q += 1
+
+
+cdef int weight_grad_planes(const floating* x, const floating* grad_out, floating* grad_w,
+                            const Geometry* g, int n_threads) noexcept nogil:
+    # Stride 1, few channels per group (depthwise-like): the matrix product
+    # would pad its register tiles mostly with zeros.  As in flat_plane, on a
+    # zero-padded input plane of row length pw each tap is a constant shift,
+    # so with grad_output laid out at row length pw (zeros past out_w) the
+    # gradient of tap (i, j) is one long dot product.  A work item is one
+    # output channel: it owns its gradient and sums images in order.
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t length = (g.out_h - 1) * pw + g.out_w
+    cdef Py_ssize_t oc, n, c, r, group, t0, t, k
+    cdef Py_ssize_t* shifts  # per thread, as every buffer here: a C array would be shared
+    cdef floating* sums
+    cdef floating* padded
+    cdef floating* spread
+    cdef floating* acc
+    cdef const floating* src
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, g.out_channels))
+    with parallel(num_threads=n_threads):
+        padded = <floating*>cyconv_aligned_alloc(ph * pw * sizeof(floating))
+        spread = <floating*>cyconv_aligned_alloc(g.out_h * pw * sizeof(floating))
+        acc = <floating*>malloc((cin_g * taps + 4) * sizeof(floating))
+        shifts = <Py_ssize_t*>malloc(4 * sizeof(Py_ssize_t))
+        if padded == NULL or spread == NULL or acc == NULL or shifts == NULL:
+            failed_flag[0] = 1
+        for oc in prange(g.out_channels, schedule='static'):
+            if padded == NULL or spread == NULL or acc == NULL or shifts == NULL:
+                continue
+            sums = acc + cin_g * taps
+            group = oc // cout_g
+            fill_zero(acc, cin_g * taps)
+            for n in range(g.batch):
+                src = grad_out + (n * g.out_channels + oc) * g.out_h * g.out_w
+                for r in range(g.out_h):
+                    copy_run(spread + r * pw, src + r * g.out_w, g.out_w)
+                    fill_zero(spread + r * pw + g.out_w, pw - g.out_w)
+                for c in range(cin_g):
+                    pad_plane(x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w,
+                              g, padded)
+                    for t0 in range(0, taps, 4):
+                        for k in range(4):  # the last group repeats its last tap
+                            t = min(t0 + k, taps - 1)
+                            shifts[k] = (t // g.kernel_w * g.dilation_h * pw
+                                         + t % g.kernel_w * g.dilation_w)
+                        dot4(spread, padded, shifts, length, sums)
+                        for k in range(min(4, taps - t0)):
+                            acc[c * taps + t0 + k] += sums[k]
+            for r in range(cin_g * taps):
+                grad_w[oc * cin_g * taps + r] = acc[r]
+        cyconv_aligned_free(padded)
+        cyconv_aligned_free(spread)
+        free(acc)
+        free(shifts)
+    return -1 if failed else 0
+
+
 cdef void set_geometry(Geometry* g, const Py_ssize_t* x_shape, const Py_ssize_t* w_shape,
                        const Py_ssize_t* out_shape,
                        Py_ssize_t stride_h, Py_ssize_t stride_w,
@@ -863,8 +967,12 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     set_geometry(&g, x.shape, grad_w.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     with nogil:
-        status = weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
-                             &g, num_threads)
+        if use_planes(&g) and stride_h == 1 and stride_w == 1:
+            status = weight_grad_planes(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
+                                        &grad_w[0, 0, 0, 0], &g, num_threads)
+        else:
+            status = weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
+                                 &g, num_threads)
     if status != 0:
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
 
@@ -889,6 +997,29 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                          &g, num_threads)
     if status != 0:
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+
+
+def flip_transpose_weight(const floating[:, :, :, ::1] weight, floating[:, :, :, ::1] out,
+                          Py_ssize_t groups, int num_threads):
+    """out[g * C_in_g + c, o, i, j] = weight[g * C_out_g + o, c, kh - 1 - i, kw - 1 - j]:
+    the weight of the convolution that computes conv2d's input gradient."""
+    cdef Py_ssize_t c_out = weight.shape[0], c_in_g = weight.shape[1]
+    cdef Py_ssize_t kh = weight.shape[2], kw = weight.shape[3]
+    cdef Py_ssize_t c_out_g = c_out // groups
+    cdef Py_ssize_t row, o, i, j, g, c
+    cdef const floating* src
+    cdef floating* dst
+    with nogil, parallel(num_threads=num_threads):
+        # consecutive rows of out read the same lines of weight: they stay cached
+        for row in prange(groups * c_in_g, schedule='static'):
+            g = row // c_in_g
+            c = row % c_in_g
+            for o in range(c_out_g):
+                src = &weight[g * c_out_g + o, c, 0, 0]
+                dst = &out[row, o, 0, 0]
+                for i in range(kh):
+                    for j in range(kw):
+                        dst[i * kw + j] = src[(kh - 1 - i) * kw + kw - 1 - j]
 
 
 def openmp_enabled():

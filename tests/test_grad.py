@@ -105,12 +105,17 @@ def test_random_configurations_gradients_match_torch(cfg):
         assert_close(cyconv.grad.conv2d_bias(go_given), theirs[2], dtype)
 
 
-def test_gradients_do_not_depend_on_the_thread_count(rng):
-    x, weight, _, grad_out, conv = _case(rng, (3, 16, 13, 30, 24, 3, 1, 1, 1, 1), np.float32)
+@pytest.mark.parametrize("case", [(3, 16, 13, 30, 24, 3, 1, 1, 1, 1),   # matrix product
+                                  (3, 16, 13, 30, 16, 3, 1, 1, 1, 16),  # planes (depthwise)
+                                  (2, 24, 9, 9, 2, 3, 2, 1, 1, 1)])     # few output channels
+def test_gradients_do_not_depend_on_the_thread_count(rng, case):
+    x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
     results = [_ours(x, weight, grad_out, conv, num_threads=t)[:2] for t in (1, 2, 3, 7)]
     for got in results[1:]:
         for a, b in zip(got, results[0]):
             np.testing.assert_array_equal(a, b)
+    for a, b in zip(results[0], torch_conv2d_grads(x, weight, bias, grad_out, **conv)):
+        assert_close(a, b, np.float32)
 
 
 def test_gradients_of_an_empty_batch_are_zero():

@@ -694,7 +694,7 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
 # the same gw entry, and the summation order does not depend on the threads.
 cdef enum:
     GRAD_CHUNK = 256           # positions per chunk
-    GRAD_TAP_BLOCKS = 4        # tap blocks (POS_BLOCK lanes each) per item, at most
+    GRAD_TAP_BLOCKS = 16       # tap blocks (POS_BLOCK lanes each) per item, at most
 
 
 cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,
@@ -784,12 +784,14 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
     cdef int failed = 0
     cdef int* failed_flag = &failed
     blocks_per_item = ceil_div(n_oc_blocks, ceil_div(n_oc_blocks, blocks_per_item))
-    # fewer taps, then fewer channels per item, until every thread has enough items
+    # fewer taps, then fewer channels per item, until every thread has enough
+    # items, or the same number of equal items (all the same size)
     while True:
         n_oc_items = ceil_div(n_oc_blocks, blocks_per_item)
         n_tap_items = ceil_div(n_tap_blocks, taps_per_item)
         n_items = g.groups * n_oc_items * n_tap_items
-        if n_items >= wanted:
+        if n_items >= wanted or (n_items % n_threads == 0 and n_tap_blocks % n_tap_items == 0
+                                 and n_oc_blocks % n_oc_items == 0):
             break
         if taps_per_item > 1:
             taps_per_item -= 1
@@ -1004,22 +1006,25 @@ def flip_transpose_weight(const floating[:, :, :, ::1] weight, floating[:, :, :,
     """out[g * C_in_g + c, o, i, j] = weight[g * C_out_g + o, c, kh - 1 - i, kw - 1 - j]:
     the weight of the convolution that computes conv2d's input gradient."""
     cdef Py_ssize_t c_out = weight.shape[0], c_in_g = weight.shape[1]
-    cdef Py_ssize_t kh = weight.shape[2], kw = weight.shape[3]
+    cdef Py_ssize_t taps = weight.shape[2] * weight.shape[3]
     cdef Py_ssize_t c_out_g = c_out // groups
-    cdef Py_ssize_t row, o, i, j, g, c
+    cdef Py_ssize_t n_c_blocks = ceil_div(c_in_g, 16)
+    cdef Py_ssize_t item, g, c0, o0, c, o, t
     cdef const floating* src
     cdef floating* dst
     with nogil, parallel(num_threads=num_threads):
-        # consecutive rows of out read the same lines of weight: they stay cached
-        for row in prange(groups * c_in_g, schedule='static'):
-            g = row // c_in_g
-            c = row % c_in_g
-            for o in range(c_out_g):
-                src = &weight[g * c_out_g + o, c, 0, 0]
-                dst = &out[row, o, 0, 0]
-                for i in range(kh):
-                    for j in range(kw):
-                        dst[i * kw + j] = src[(kh - 1 - i) * kw + kw - 1 - j]
+        # 16 x 16 (c, o) blocks: the rows of weight a block reads stay in L1
+        # (a plain row-by-row transpose reads lines C_in_g * taps apart)
+        for item in prange(groups * n_c_blocks, schedule='static'):
+            g = item // n_c_blocks
+            c0 = item % n_c_blocks * 16
+            for o0 in range(0, c_out_g, 16):
+                for c in range(c0, min(c0 + 16, c_in_g)):
+                    for o in range(o0, min(o0 + 16, c_out_g)):
+                        src = &weight[g * c_out_g + o, c, 0, 0]
+                        dst = &out[g * c_in_g + c, o, 0, 0]
+                        for t in range(taps):
+                            dst[t] = src[taps - 1 - t]
 
 
 def openmp_enabled():

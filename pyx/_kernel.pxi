@@ -261,8 +261,12 @@ cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads
 
 cdef inline bint use_planes(const Geometry* g) noexcept nogil:
     # depthwise-like: few input channels per group and output channels too
-    # few to amortise a gather over
-    return (g.in_channels // g.groups <= 4 and g.out_channels // g.groups <= 16) or g.out_channels // g.groups <= 3
+    # few to amortise a gather over; or output channels so few (the input
+    # gradient of a first layer) that the register tiles of the other kernels
+    # would be mostly padding (at stride 1 the narrow kernel wins from 3)
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    return ((g.in_channels // g.groups <= 4 and cout_g <= 16) or cout_g <= 2
+            or (cout_g <= 3 and (g.stride_h > 1 or g.stride_w > 1)))
 
 
 cdef void axpy(floating* y, const floating* x, floating a, Py_ssize_t n) noexcept nogil:
@@ -379,6 +383,30 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
         cyconv_aligned_free(padded)
         cyconv_aligned_free(acc)
     return -1 if failed else 0
+
+
+cdef void load_band(const floating* x, const Geometry* g, Py_ssize_t n, Py_ssize_t ic0,
+                    Py_ssize_t n_ic, Py_ssize_t ih0, Py_ssize_t band_rows, Py_ssize_t band_w,
+                    Py_ssize_t chan, floating* band) noexcept nogil:
+    # band[c * chan + k * band_w + q] = input channel ic0 + c of image n at row
+    # ih0 + k, column q - pad_left, zero outside the input; zeros after the
+    # band_rows rows up to chan
+    cdef Py_ssize_t c, k, ih, lo, hi
+    cdef const floating* row
+    cdef floating* dst
+    valid_columns(-g.pad_left, 1, g.in_w, band_w, &lo, &hi)
+    for c in range(n_ic):
+        for k in range(band_rows):
+            dst = band + c * chan + k * band_w
+            ih = ih0 + k
+            if ih < 0 or ih >= g.in_h:
+                fill_zero(dst, band_w)
+                continue
+            row = x + ((n * g.in_channels + ic0 + c) * g.in_h + ih) * g.in_w
+            fill_zero(dst, lo)
+            copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
+            fill_zero(dst + hi, band_w - hi)
+        fill_zero(band + c * chan + band_rows * band_w, chan - band_rows * band_w)
 
 
 cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
@@ -527,19 +555,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             for sl in range(ceil_div(cin_g, slice_c)):
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)
-                for c in range(nc):
-                    for k in range(filled // band_w):
-                        dst = band + c * chan + k * band_w
-                        ih = oh0 * g.stride_h + k - g.pad_top
-                        if ih < 0 or ih >= g.in_h:
-                            fill_zero(dst, band_w)
-                            continue
-                        row = x + ((n * g.in_channels + group * cin_g + c0 + c) * g.in_h + ih) * g.in_w
-                        valid_columns(-g.pad_left, 1, g.in_w, band_w, &lo, &hi)
-                        fill_zero(dst, lo)
-                        copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
-                        fill_zero(dst + hi, band_w - hi)
-                    fill_zero(band + c * chan + filled, chan - filled)
+                load_band(x, g, n, group * cin_g + c0, nc, oh0 * g.stride_h - g.pad_top,
+                          filled // band_w, band_w, chan, band)
                 for tile_i in range(n_tiles):
                     for b in range(b0, b1):
                         band_kernel(band + tile_i * Q * g.stride_w, offsets, nc * taps, g.stride_w,
@@ -565,6 +582,135 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     return -1 if failed else 0
 
 
+cdef inline void shifted_kernel(const floating* x, const Py_ssize_t* offsets, Py_ssize_t n_rows,
+                                const floating* w, floating* c, Py_ssize_t ldc) noexcept nogil:
+    # micro_kernel with row r of x at x + offsets[r]: a tile of positions read
+    # straight from a zero-padded band, tap by tap
+    cdef floating acc[CYCONV_OC_BLOCK][CYCONV_POS_BLOCK_F32]
+    cdef floating wo
+    cdef const floating* xr
+    cdef Py_ssize_t r
+    cdef int o, p
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            acc[o][p] = c[o * ldc + p]
+    for r in range(n_rows):
+        xr = x + offsets[r]
+        for o in range(CYCONV_OC_BLOCK):
+            wo = w[r * CYCONV_OC_BLOCK + o]
+            for p in range(P):
+                acc[o][p] += wo * xr[p]
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            c[o * ldc + p] = acc[o][p]
+
+
+cdef inline bint use_narrow(const Geometry* g) noexcept nogil:
+    # stride 1 with too few output channels per group for the row-band kernel's
+    # lanes: positions in the lanes instead, read from a band without a gather
+    return (g.stride_h == 1 and g.stride_w == 1 and g.kernel_h * g.kernel_w > 1)
+
+
+cdef int forward_narrow(const floating* x, const floating* weight, const floating* bias,
+                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
+    # The row-band layout of forward_bands (stride 1, several rows of the
+    # padded width per item, positions v = r * band_w + ow) with the gathered
+    # kernel's register tile: OC_BLOCK output channels x POS_BLOCK consecutive
+    # positions, accumulated in place in the item's acc[channel][position].
+    cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t OB = CYCONV_OC_BLOCK
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t depth = cin_g * taps
+    cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
+    cdef Py_ssize_t band_w = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
+    cdef Py_ssize_t rows = min(g.out_h, ceil_div(8 * P, band_w))
+    cdef Py_ssize_t n_row_blocks, band_rows, chan, pos_cap, n_oc_items, n_items
+    cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // OB))
+    cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads
+    cdef Py_ssize_t item, pack, c, i, j, group, n, oh0, rows_here, n_pos, n_tiles, ld
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, o, oc, r, ow, sl, c0, nc
+    cdef floating* packed
+    cdef Py_ssize_t* offsets
+    cdef floating* band
+    cdef floating* acc
+    cdef floating* dst
+    cdef const floating* src
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
+    rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
+    n_row_blocks = ceil_div(g.out_h, rows)
+    band_rows = rows + (g.kernel_h - 1) * g.dilation_h
+    chan = band_rows * band_w + P  # + zeros the last tile may read
+    pos_cap = ceil_div((rows - 1) * band_w + g.out_w, P) * P
+    blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
+    n_oc_items = ceil_div(n_blocks, blocks_per_item)
+    while g.groups * g.batch * n_row_blocks * n_oc_items < wanted and blocks_per_item > 1:
+        blocks_per_item = ceil_div(n_blocks, 2 * n_oc_items)
+        n_oc_items = ceil_div(n_blocks, blocks_per_item)
+    n_items = g.groups * g.batch * n_row_blocks * n_oc_items
+
+    packed = <floating*>malloc(g.groups * n_blocks * depth * OB * sizeof(floating))
+    offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
+    if packed == NULL or offsets == NULL:
+        free(packed)
+        free(offsets)
+        return -1
+    for c in range(slice_c):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
+                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
+    with parallel(num_threads=n_threads):
+        for pack in prange(g.groups * n_blocks, schedule='static'):
+            pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, packed)
+        band = <floating*>cyconv_aligned_alloc(slice_c * chan * sizeof(floating))
+        acc = <floating*>cyconv_aligned_alloc(blocks_per_item * OB * pos_cap * sizeof(floating))
+        if band == NULL or acc == NULL:
+            failed_flag[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if band == NULL or acc == NULL:
+                continue
+            oc_item = item % n_oc_items
+            oh0 = (item // n_oc_items) % n_row_blocks * rows
+            n = (item // (n_oc_items * n_row_blocks)) % g.batch
+            group = item // (n_oc_items * n_row_blocks * g.batch)
+            rows_here = min(rows, g.out_h - oh0)
+            n_pos = (rows_here - 1) * band_w + g.out_w
+            n_tiles = ceil_div(n_pos, P)
+            ld = n_tiles * P
+            b0 = oc_item * blocks_per_item
+            b1 = min(n_blocks, b0 + blocks_per_item)
+            fill_zero(acc, (b1 - b0) * OB * ld)
+            for sl in range(ceil_div(cin_g, slice_c)):
+                c0 = sl * slice_c
+                nc = min(slice_c, cin_g - c0)
+                load_band(x, g, n, group * cin_g + c0, nc, oh0 - g.pad_top,
+                          rows_here + (g.kernel_h - 1) * g.dilation_h, band_w, chan, band)
+                for tile_i in range(n_tiles):
+                    for b in range(b0, b1):
+                        shifted_kernel(band + tile_i * P, offsets, nc * taps,
+                                       packed + ((group * n_blocks + b) * depth + c0 * taps) * OB,
+                                       acc + (b - b0) * OB * ld + tile_i * P, ld)
+            for o in range(min(cout_g - b0 * OB, (b1 - b0) * OB)):
+                oc = group * cout_g + b0 * OB + o
+                for r in range(rows_here):
+                    dst = out + ((n * g.out_channels + oc) * g.out_h + oh0 + r) * g.out_w
+                    src = acc + o * ld + r * band_w
+                    for ow in range(g.out_w):
+                        dst[ow] = src[ow] + bias[oc]
+        cyconv_aligned_free(band)
+        cyconv_aligned_free(acc)
+    free(packed)
+    free(offsets)
+    return -1 if failed else 0
+
+
 cdef int forward(const floating* x, const floating* weight, const floating* bias,
                  floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Returns 0, or -1 when a buffer could not be allocated.
@@ -572,6 +718,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
         return forward_planes(x, weight, bias, out, g, n_threads)
     if use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
         return forward_bands(x, weight, bias, out, g, n_threads)
+    if use_narrow(g):
+        return forward_narrow(x, weight, bias, out, g, n_threads)
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Tiling t = choose_tiling(g, pos_block, n_threads)
     cdef Py_ssize_t cin_g = g.in_channels // g.groups

@@ -842,7 +842,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
 # the same gw entry, and the summation order does not depend on the threads.
 cdef enum:
     GRAD_CHUNK = 256           # positions per chunk
-    GRAD_TAP_BLOCKS = 16       # tap blocks (POS_BLOCK lanes each) per item, at most
+    GRAD_TAP_BLOCKS = 32       # tap blocks (POS_BLOCK lanes each) per item, at most
+    GRAD_OC_BLOCKS = 48        # output-channel blocks per item, at most
 
 
 cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,
@@ -919,7 +920,7 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
     cdef Py_ssize_t n_chunks = ceil_div(total_pos, chunk)
     cdef Py_ssize_t n_oc_blocks = ceil_div(cout_g, CYCONV_OC_BLOCK)
     cdef Py_ssize_t n_tap_blocks = ceil_div(depth, P)
-    cdef Py_ssize_t blocks_per_item = min(n_oc_blocks, max(1, OC_PER_ITEM // CYCONV_OC_BLOCK))
+    cdef Py_ssize_t blocks_per_item = min(n_oc_blocks, <Py_ssize_t>GRAD_OC_BLOCKS)
     cdef Py_ssize_t taps_per_item = min(n_tap_blocks, <Py_ssize_t>GRAD_TAP_BLOCKS)
     cdef Py_ssize_t n_oc_items, n_tap_items, n_items
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1

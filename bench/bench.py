@@ -108,23 +108,36 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
+def warm(fn, seconds=0.005):
+    """Untimed calls for at least `seconds` (at least one)."""
+    end = time.perf_counter() + seconds
+    fn()
+    while time.perf_counter() < end:
+        fn()
+
+
 def time_interleaved(fns, rounds, budget_s, pause_s):
     """Median seconds per call of each function, calls interleaved round by round.
 
     Idle thread pools spin after a call (OpenBLAS for ~2**28 cycles, libgomp,
     ONNX Runtime) and would steal the cores from the next peer's call: each
-    timed call starts after a pause, on a quiet machine.  An untimed call just
-    before it wakes the idle cores and the peer's own threads (waking an idle
-    vCPU costs milliseconds here), as back-to-back layers of a network would.
+    timed call starts after a pause, on a quiet machine.  Untimed calls for
+    5 ms just before it wake the idle cores and the peer's own threads, as
+    back-to-back layers of a network would: on this VM the first calls after
+    an idle spell are slow (waking an idle vCPU costs milliseconds, and
+    libgomp's threads, unlike torch's, need two or three calls to stay awake).
     """
     times = {name: [] for name in fns}
     # sub-millisecond calls are timed in batches of at least ~20 ms (like timeit.autorange)
-    batch = {name: max(1, min(200, int(0.02 / max(_timed(fn), 1e-6)))) for name, fn in fns.items()}
+    batch = {}
+    for name, fn in fns.items():
+        warm(fn)
+        batch[name] = max(1, min(200, int(0.02 / max(min(_timed(fn) for _ in range(3)), 1e-6))))
     deadline = time.perf_counter() + budget_s
     for r in range(rounds):
         for name, fn in fns.items():
             time.sleep(pause_s)
-            fn()
+            warm(fn)
             times[name].append(_timed(lambda: [fn() for _ in range(batch[name])]) / batch[name])
         if r >= 2 and time.perf_counter() > deadline:
             break

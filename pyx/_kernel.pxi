@@ -51,6 +51,8 @@ cdef enum:
     ITEMS_PER_THREAD = 4
     # reduction steps (input channels x taps) per band of the row-band kernel
     BAND_DEPTH = 576
+    # at most this many position tiles per item: weights are the larger operand
+    FEW_TILES = 8
 
 
 cdef struct Geometry:
@@ -210,22 +212,22 @@ cdef void pack_weight_block(const floating* weight, const Geometry* g,
                             Py_ssize_t group, Py_ssize_t block, Py_ssize_t block_size,
                             floating* packed) noexcept nogil:
     # packed[group][block][r][o] = weight[group * cout_g + block * block_size + o][r],
-    # zero for the channels past cout_g that fill the last block.
+    # zero for the channels past cout_g that fill the last block.  Written in
+    # order (block_size read streams): writing each row of weight across the
+    # block, a store per cache line, cost as much as the convolution of a
+    # 512-channel 7x7 layer.
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, block_size)
+    cdef Py_ssize_t valid = min(block_size, cout_g - block * block_size)
     cdef floating* dst = packed + (group * n_blocks + block) * depth * block_size
-    cdef const floating* src
-    cdef Py_ssize_t o, r, oc
-    for o in range(block_size):
-        oc = block * block_size + o
-        if oc < cout_g:
-            src = weight + (group * cout_g + oc) * depth
-            for r in range(depth):
-                dst[r * block_size + o] = src[r]
-        else:
-            for r in range(depth):
-                dst[r * block_size + o] = 0
+    cdef const floating* src = weight + (group * cout_g + block * block_size) * depth
+    cdef Py_ssize_t o, r
+    for r in range(depth):
+        for o in range(valid):
+            dst[r * block_size + o] = src[o * depth + r]
+        for o in range(valid, block_size):
+            dst[r * block_size + o] = 0
 
 
 cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads) noexcept nogil:
@@ -557,13 +559,21 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                 nc = min(slice_c, cin_g - c0)
                 load_band(x, g, n, group * cin_g + c0, nc, oh0 * g.stride_h - g.pad_top,
                           filled // band_w, band_w, chan, band)
-                for tile_i in range(n_tiles):
-                    for b in range(b0, b1):
-                        band_kernel(band + tile_i * Q * g.stride_w, offsets, nc * taps, g.stride_w,
-                                    packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
-                        dst = acc + ((b - b0) * n_tiles + tile_i) * Q * L
-                        for q in range(Q * L):
-                            dst[q] += tile[q]
+                # few tiles (small planes, where the weights outweigh the
+                # inputs): a channel block's weights stay cached across the
+                # tiles; otherwise a tile's inputs stay cached across the blocks
+                for k in range(n_tiles * (b1 - b0)):
+                    if n_tiles <= FEW_TILES:
+                        b = b0 + k // n_tiles
+                        tile_i = k % n_tiles
+                    else:
+                        tile_i = k // (b1 - b0)
+                        b = b0 + k % (b1 - b0)
+                    band_kernel(band + tile_i * Q * g.stride_w, offsets, nc * taps, g.stride_w,
+                                packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
+                    dst = acc + ((b - b0) * n_tiles + tile_i) * Q * L
+                    for q in range(Q * L):
+                        dst[q] += tile[q]
             for b in range(b0, b1):
                 for v in range(n_pos):
                     r = v // band_w
@@ -888,25 +898,26 @@ cdef void pack_grad_output(const floating* grad_out, const Geometry* g, Py_ssize
                            Py_ssize_t b0, Py_ssize_t b1,
                            const Py_ssize_t* segments, Py_ssize_t n_segments,
                            Py_ssize_t chunk, floating* packed) noexcept nogil:
-    # packed[b - b0][p][o] = grad_out[channel b * OC_BLOCK + o of the group, position p]
+    # packed[b - b0][p][o] = grad_out[channel b * OC_BLOCK + o of the group, position p],
+    # written in order from OC_BLOCK read streams (see pack_weight_block)
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
-    cdef Py_ssize_t b, o, oc, s, q, length
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t b, o, s, q, length, valid
     cdef const floating* src
     cdef floating* dst
     for b in range(b0, b1):
-        for o in range(CYCONV_OC_BLOCK):
-            oc = b * CYCONV_OC_BLOCK + o
-            for s in range(n_segments):
-                length = segments[5 * s + 4]
-                dst = packed + ((b - b0) * chunk + segments[5 * s + 3]) * CYCONV_OC_BLOCK + o
-                if oc >= cout_g:
-                    for q in range(length):
-                        dst[q * CYCONV_OC_BLOCK] = 0
-                    continue
-                src = (grad_out + ((segments[5 * s] * g.out_channels + group * cout_g + oc)
-                                   * g.out_h + segments[5 * s + 1]) * g.out_w + segments[5 * s + 2])
-                for q in range(length):
-                    dst[q * CYCONV_OC_BLOCK] = src[q]
+        valid = min(<Py_ssize_t>CYCONV_OC_BLOCK, cout_g - b * CYCONV_OC_BLOCK)
+        for s in range(n_segments):
+            length = segments[5 * s + 4]
+            dst = packed + ((b - b0) * chunk + segments[5 * s + 3]) * CYCONV_OC_BLOCK
+            src = (grad_out + (segments[5 * s] * g.out_channels + group * cout_g
+                               + b * CYCONV_OC_BLOCK) * plane
+                   + segments[5 * s + 1] * g.out_w + segments[5 * s + 2])
+            for q in range(length):
+                for o in range(valid):
+                    dst[q * CYCONV_OC_BLOCK + o] = src[o * plane + q]
+                for o in range(valid, CYCONV_OC_BLOCK):
+                    dst[q * CYCONV_OC_BLOCK + o] = 0
 
 
 cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad_w,

@@ -488,7 +488,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t item, pack, c, i, j, k, group, n, oh0, rows_here, n_pos, n_tiles
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, ih, lo, hi, v, q, r, ow, filled, sl, c0, nc
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, v, q, r, ow, filled, sl, c0, nc
     cdef floating* packed
     cdef Py_ssize_t* offsets
     cdef floating* band
@@ -496,7 +496,6 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef floating* acc
     cdef floating* dst
     cdef floating* src
-    cdef const floating* row
     cdef int failed = 0
     cdef int* failed_flag = &failed
     slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))

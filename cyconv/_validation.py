@@ -195,33 +195,43 @@ def resolve_geometry(input_shape, weight_shape, stride, padding, dilation, group
     return stride, pads, dilation, groups, out_shape
 
 
-def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
-                   num_threads, default_threads):
-    """Check a conv2d call the way torch does and return a `Conv2dCall`."""
+def _input_operands(input, weight, bias):
+    """The operands as arrays of one float dtype, the input checked to be 3-D
+    or 4-D: (operands by name, dtype, batched input, weight, unbatched)."""
     operands = {"input": input, "weight": weight}
     if bias is not None:
         operands["bias"] = bias
     operands, dtype = as_float_operands(operands)
-    x, w = operands["input"], operands["weight"]
-
+    x = operands["input"]
     check_input_ndim(x)
-    check_weight_ndim(w)
     unbatched = x.ndim == 3
-    if unbatched:
-        x = x[np.newaxis]
+    return operands, dtype, x[np.newaxis] if unbatched else x, operands["weight"], unbatched
+
+
+def _checked_bias(operands, n_out, compute, which):
+    """The bias as a contiguous compute-dtype array of n_out values, or None without one."""
+    if "bias" not in operands:
+        return None
+    b = operands["bias"]
+    if b.shape != (n_out,):
+        raise ValueError(f"expected bias to be 1-D with {n_out} elements ({which}), "
+                         f"but got bias of shape {_shape(b)}")
+    return np.ascontiguousarray(b, dtype=compute)
+
+
+def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
+                   num_threads, default_threads):
+    """Check a conv2d call the way torch does and return a `Conv2dCall`."""
+    operands, dtype, x, w, unbatched = _input_operands(input, weight, bias)
+    check_weight_ndim(w)
     num_threads = as_num_threads(num_threads, default_threads)
     stride, pads, dilation, groups, out_shape = resolve_geometry(
         x.shape, w.shape, stride, padding, dilation, groups, _shape(operands["input"]))
     c_out = w.shape[0]
-    if bias is not None:
-        b = operands["bias"]
-        if b.shape != (c_out,):
-            raise ValueError(f"expected bias to be 1-D with {c_out} elements (weight's "
-                             f"dimension 0), but got bias of shape {_shape(b)}")
-
     compute = _COMPUTE_DTYPE[dtype]
-    bias_array = (np.zeros(c_out, compute) if bias is None
-                  else np.ascontiguousarray(operands["bias"], dtype=compute))
+    bias_array = _checked_bias(operands, c_out, compute, "weight's dimension 0")
+    if bias_array is None:
+        bias_array = np.zeros(c_out, compute)
     return Conv2dCall(
         input=np.ascontiguousarray(x, dtype=compute),
         weight=np.ascontiguousarray(w, dtype=compute),
@@ -332,18 +342,10 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
     """Check a conv_transpose2d call the way torch does and return a `Conv2dCall`
     whose out_shape is the transposed convolution's output and whose padding is
     the padding of the convolution it transposes."""
-    operands = {"input": input, "weight": weight}
-    if bias is not None:
-        operands["bias"] = bias
-    operands, dtype = as_float_operands(operands)
-    x, w = operands["input"], operands["weight"]
-    check_input_ndim(x)
+    operands, dtype, x, w, unbatched = _input_operands(input, weight, bias)
     if w.ndim != 4:
         raise ValueError(f"expected weight to be 4-D (C_in, C_out / groups, kH, kW), "
                          f"but got weight of shape {_shape(w)}")
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x[np.newaxis]
     groups = as_int(groups, "groups", 1)
     stride = as_pair(stride, "stride", 1)
     padding = as_pair(padding, "padding", 0)
@@ -383,16 +385,10 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
     if np.prod(out_shape, dtype=object) > _MAX_ELEMENTS:
         raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
     compute = _COMPUTE_DTYPE[dtype]
-    if bias is not None:
-        b = operands["bias"]
-        if b.shape != (c_out,):
-            raise ValueError(f"expected bias to be 1-D with {c_out} elements (weight's "
-                             f"dimension 1 x groups), but got bias of shape {_shape(b)}")
-        bias = np.ascontiguousarray(b, dtype=compute)
     return Conv2dCall(
         input=np.ascontiguousarray(x, dtype=compute),
         weight=np.ascontiguousarray(w, dtype=compute),
-        bias=bias,
+        bias=_checked_bias(operands, c_out, compute, "weight's dimension 1 x groups"),
         stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation,
         groups=groups, out_shape=out_shape, result_dtype=dtype, unbatched=unbatched,
         num_threads=num_threads,

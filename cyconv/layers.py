@@ -70,7 +70,7 @@ class Conv2d:
                      if bias else None)
         self.training = True
         self.weight_grad = self.bias_grad = None
-        self._saved_input = None
+        self._saved = None  # (input as the convolution saw it, its zero padding)
 
     def _padding_as_given(self, padding):
         if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list))
@@ -81,7 +81,7 @@ class Conv2d:
     def __call__(self, input):
         """Run the convolution on input (N, C_in, H, W) or (C_in, H, W)."""
         x, pads = self._padded(input)
-        self._saved_input = x if self.training else None
+        self._saved = (x, pads) if self.training else None
         return conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
                       self.groups, num_threads=self.num_threads)
 
@@ -94,11 +94,10 @@ class Conv2d:
     def backward(self, grad_output):
         """Gradients for the last call's output gradient grad_output: sets
         weight_grad and bias_grad (None without bias) and returns the input's."""
-        if self._saved_input is None:
+        if self._saved is None:
             raise RuntimeError("Conv2d.backward needs a call in training mode first "
                                "(the layer keeps the input of its last call only while training)")
-        x = self._saved_input
-        pads = self._pads if self.padding_mode == "zeros" else 0
+        x, pads = self._saved
         conv = dict(stride=self.stride, padding=pads, dilation=self.dilation,
                     groups=self.groups, num_threads=self.num_threads)
         self.weight_grad = conv2d_weight(x, self.weight.shape, grad_output, **conv)
@@ -112,7 +111,7 @@ class Conv2d:
         """Training mode (the default) keeps each call's input for backward; returns self."""
         self.training = bool(mode)
         if not self.training:
-            self._saved_input = None
+            self._saved = None
         return self
 
     def eval(self):

@@ -104,15 +104,29 @@ def _phase_taps(phase, pad, stride, dilation, kernel_size):
     return flipped, first, gap * dilation // stride
 
 
+def _spreads(weight_shape, input_shape, stride, groups):
+    """Whether the input gradient is better spread from grad_output (one pass,
+    any stride) than gathered by the forward kernel, phase by phase.
+
+    Spreading is a matrix product over C_out / groups: it needs enough of them.
+    It wins for strides (no phases, no strided copy), 1x1 kernels and narrow
+    planes (where the forward's row bands are short); measured in bench/.
+    """
+    c_out, _, kh, kw = weight_shape
+    return c_out // groups >= 32 and (stride != (1, 1) or kh * kw == 1 or input_shape[3] < 24)
+
+
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
                    groups, num_threads):
     """bias + the gradient of conv2d(input, weight) with respect to its input,
     for checked operands (conv_transpose2d).
 
-    With the weight transposed per group to (C_in, C_out / groups, kH, kW) and
-    flipped, this is itself a stride-1 convolution of grad_output, which the
-    forward kernel computes.  A stride s splits the input rows (and columns)
-    into s phases that see different taps; each phase is one such convolution.
+    Either spread from grad_output in one pass (kernel.conv2d_input_grad, see
+    _spreads), or gathered: with the weight transposed per group to (C_in,
+    C_out / groups, kH, kW) and flipped, it is a stride-1 convolution of
+    grad_output, which the forward kernel computes.  A stride s splits the
+    input rows (and columns) into s phases that see different taps; each phase
+    is one such convolution.
     """
     n, c_in, h, w = input_shape
     c_out, c_in_g, kh, kw = weight.shape
@@ -123,6 +137,10 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
         bias = np.zeros(c_in, dtype)
     result = _allocate(input_shape, dtype, "input gradient")
     if result.size == 0:
+        return result
+    if _spreads(weight.shape, input_shape, stride, groups):
+        kernel.conv2d_input_grad(grad_output, weight, bias, result, sh, sw, pad_top, pad_left,
+                                 dh, dw, groups, num_threads)
         return result
     flipped = _allocate((c_in, c_out // groups, kh, kw), dtype, "transposed weight")
     kernel.flip_transpose_weight(weight, flipped, groups, num_threads)

@@ -1116,6 +1116,202 @@ cdef void set_geometry(Geometry* g, const Py_ssize_t* x_shape, const Py_ssize_t*
     g.dilation_h, g.dilation_w = dilation_h, dilation_w
 
 
+# Input gradient by spreading: dx[c, ih, iw] collects w[o, c, i, j] * go[o, oh, ow]
+# for ih = oh * stride_h + i * dilation_h - pad_top (and likewise iw).  For a
+# chunk of grad_output positions a thread forms the products of the (c, i, j)
+# rows of its channels, W^T go, one OC_BLOCK x chunk block at a time with
+# micro_kernel, and adds each block into dx at once: the col2im of a
+# matrix-product backward without its columns buffer, and one pass for any
+# stride.  A work item owns the dx rows [h0, h1) of a slice of the channels of
+# one image and takes every chunk that reaches them.  Chunks are fixed runs of
+# an image's positions, and within a chunk terms are added by row (c, i, j),
+# then position: every dx element sums its terms in the same order whatever the
+# thread count.
+cdef enum:
+    SPREAD_CHUNK = 16384     # grad_output values per chunk (channels x positions): L2
+    SPREAD_SLICE_ROWS = 96   # (c, i, j) rows a channel slice has at least
+
+
+cdef void pack_spread_block(const floating* weight, const Geometry* g, Py_ssize_t group,
+                            Py_ssize_t m0, Py_ssize_t m1, floating* packed) noexcept nogil:
+    # packed[o][r] = weight[group * cout_g + o][m0 + r] (rows (c, i, j) of the
+    # group's flattened weight), zero for r >= m1 - m0
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
+    cdef const floating* src = weight + group * cout_g * depth + m0
+    cdef Py_ssize_t o, r
+    for o in range(cout_g):
+        for r in range(m1 - m0):
+            packed[o * CYCONV_OC_BLOCK + r] = src[o * depth + r]
+        for r in range(m1 - m0, CYCONV_OC_BLOCK):
+            packed[o * CYCONV_OC_BLOCK + r] = 0
+
+
+cdef void spread_rows(const floating* block, Py_ssize_t ldb, Py_ssize_t m0, Py_ssize_t m1,
+                      const Geometry* g, floating* dx_image, Py_ssize_t h0, Py_ssize_t h1,
+                      const Py_ssize_t* segments, Py_ssize_t n_segments) noexcept nogil:
+    # dx_image[c, ih, iw] += block[m - m0, p] for the rows m = (c, i, j) of the
+    # group and the chunk positions p that reach a row ih in [h0, h1)
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t m, c, i, j, s, ih, iw0, lo, hi, q, sw = g.stride_w
+    cdef const floating* src
+    cdef floating* dst
+    for m in range(m0, m1):
+        c = m // taps
+        i = m % taps // g.kernel_w
+        j = m % g.kernel_w
+        for s in range(n_segments):
+            ih = segments[5 * s + 1] * g.stride_h + i * g.dilation_h - g.pad_top
+            if ih < h0 or ih >= h1:
+                continue
+            iw0 = segments[5 * s + 2] * sw + j * g.dilation_w - g.pad_left
+            valid_columns(iw0, sw, g.in_w, segments[5 * s + 4], &lo, &hi)
+            dst = dx_image + (c * g.in_h + ih) * g.in_w + iw0
+            src = block + (m - m0) * ldb + segments[5 * s + 3]
+            if sw == 1:
+                for q in range(lo, hi):
+                    dst[q] += src[q]
+            else:
+                for q in range(lo, hi):
+                    dst[q * sw] += src[q]
+
+
+cdef int input_grad_spread(const floating* grad_out, const floating* weight,
+                           const floating* bias, floating* dx, const Geometry* g,
+                           int n_threads) noexcept nogil:
+    # dx = bias + the input gradient of conv2d for geometry g (x is dx).
+    # Returns 0, or -1 when a buffer could not be allocated.
+    cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t OB = CYCONV_OC_BLOCK
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t depth = cin_g * taps
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t chunk = min(max(P, SPREAD_CHUNK // cout_g // P * P), ceil_div(plane, P) * P)
+    cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
+    cdef Py_ssize_t base = g.batch * g.groups
+    cdef Py_ssize_t n_slices, slice_c, slice_blocks, n_row_slices, slice_h, n_items
+    cdef Py_ssize_t item, pack, group, sl, blk, n, rs, h0, h1, c0, c1, m0, m1, k, k0, k1
+    cdef Py_ssize_t oh0, oh1, q, n_pos, n_tiles, n_seg, tile, o, c, ih, iw, lanes
+    cdef floating* packed
+    cdef floating* go_tiles
+    cdef floating* block
+    cdef Py_ssize_t* segments
+    cdef floating* dx_image
+    cdef const floating* src
+    cdef floating* dst
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    # channel slices only while each keeps enough rows; then rows of dx, until
+    # the items are enough or split evenly over the threads
+    n_slices = max(1, min(ceil_div(wanted, base), depth // SPREAD_SLICE_ROWS))
+    slice_c = ceil_div(cin_g, n_slices)
+    n_slices = ceil_div(cin_g, slice_c)
+    slice_blocks = ceil_div(slice_c * taps, OB)
+    n_row_slices = 1
+    if base * n_slices < wanted and (base * n_slices) % n_threads != 0:
+        n_row_slices = min(g.in_h, n_threads)
+    slice_h = ceil_div(g.in_h, n_row_slices)
+    n_row_slices = ceil_div(g.in_h, slice_h)
+    n_items = base * n_slices * n_row_slices
+
+    packed = <floating*>malloc(g.groups * n_slices * slice_blocks * cout_g * OB * sizeof(floating))
+    if packed == NULL:
+        return -1
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
+    with parallel(num_threads=n_threads):
+        for pack in prange(g.groups * n_slices * slice_blocks, schedule='static'):
+            group = pack // (n_slices * slice_blocks)
+            sl = pack // slice_blocks % n_slices
+            blk = pack % slice_blocks
+            m0 = sl * slice_c * taps + blk * OB
+            m1 = min(min(cin_g, (sl + 1) * slice_c) * taps, m0 + OB)
+            pack_spread_block(weight, g, group, m0, max(m0, m1),
+                              packed + pack * cout_g * OB)
+        go_tiles = <floating*>cyconv_aligned_alloc(chunk * cout_g * sizeof(floating))
+        block = <floating*>cyconv_aligned_alloc(OB * chunk * sizeof(floating))
+        segments = <Py_ssize_t*>malloc(5 * chunk * sizeof(Py_ssize_t))
+        if go_tiles == NULL or block == NULL or segments == NULL:
+            failed_flag[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if go_tiles == NULL or block == NULL or segments == NULL:
+                continue
+            rs = item % n_row_slices
+            sl = item // n_row_slices % n_slices
+            group = item // (n_row_slices * n_slices) % g.groups
+            n = item // (n_row_slices * n_slices * g.groups)
+            h0 = rs * slice_h
+            h1 = min(g.in_h, h0 + slice_h)
+            c0 = sl * slice_c
+            c1 = min(cin_g, c0 + slice_c)
+            dx_image = dx + (n * g.in_channels + group * cin_g) * g.in_h * g.in_w
+            for c in range(c0, c1):
+                for ih in range(h0, h1):
+                    dst = dx_image + (c * g.in_h + ih) * g.in_w
+                    for iw in range(g.in_w):
+                        dst[iw] = bias[group * cin_g + c]
+            # the grad_output rows oh with oh * stride_h - pad_top + [0, reach] meeting [h0, h1)
+            oh0 = h0 + g.pad_top - (g.kernel_h - 1) * g.dilation_h
+            oh0 = 0 if oh0 <= 0 else ceil_div(oh0, g.stride_h)
+            oh1 = h1 - 1 + g.pad_top
+            oh1 = 0 if oh1 < 0 else min(g.out_h, oh1 // g.stride_h + 1)
+            if oh0 >= oh1:
+                continue
+            k0 = oh0 * g.out_w // chunk
+            k1 = ceil_div(oh1 * g.out_w, chunk)
+            for k in range(k0, k1):
+                q = k * chunk
+                n_pos = min(chunk, plane - q)
+                n_tiles = ceil_div(n_pos, P)
+                n_seg = chunk_segments(g, n * plane + q, n_pos, chunk, segments)
+                # go_tiles[tile][o][lane] = grad_out[o, q + tile * P + lane], zeros
+                # past the chunk; read row by row (tile by tile, the reads would
+                # jump between cout_g rows a cache line at a time)
+                for o in range(cout_g):
+                    src = grad_out + (n * g.out_channels + group * cout_g + o) * plane + q
+                    for tile in range(n_tiles):
+                        lanes = min(P, n_pos - tile * P)
+                        dst = go_tiles + (tile * cout_g + o) * P
+                        copy_run(dst, src + tile * P, lanes)
+                        fill_zero(dst + lanes, P - lanes)
+                for blk in range(slice_blocks):
+                    m0 = c0 * taps + blk * OB
+                    m1 = min(c1 * taps, m0 + OB)
+                    if m0 >= m1:
+                        break
+                    fill_zero(block, OB * chunk)
+                    for tile in range(n_tiles):
+                        micro_kernel(go_tiles + tile * cout_g * P, cout_g, P,
+                                     packed + ((group * n_slices + sl) * slice_blocks + blk) * cout_g * OB,
+                                     block + tile * P, chunk)
+                    spread_rows(block, chunk, m0, m1, g, dx_image, h0, h1, segments, n_seg)
+        cyconv_aligned_free(go_tiles)
+        cyconv_aligned_free(block)
+        free(segments)
+    free(packed)
+    return -1 if failed else 0
+
+
+def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :, :, ::1] weight,
+                      const floating[::1] bias, floating[:, :, :, ::1] grad_x,
+                      Py_ssize_t stride_h, Py_ssize_t stride_w,
+                      Py_ssize_t pad_top, Py_ssize_t pad_left,
+                      Py_ssize_t dilation_h, Py_ssize_t dilation_w,
+                      Py_ssize_t groups, int num_threads):
+    """grad_x = bias + the gradient of conv2d with respect to its input, for
+    checked, contiguous, non-empty operands (bias has one value per input channel)."""
+    cdef Geometry g
+    cdef int status
+    set_geometry(&g, grad_x.shape, weight.shape, grad_out.shape,
+                 stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
+    with nogil:
+        status = input_grad_spread(&grad_out[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0],
+                                   &grad_x[0, 0, 0, 0], &g, num_threads)
+    if status != 0:
+        raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+
+
 def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad_out,
                        floating[:, :, :, ::1] grad_w,
                        Py_ssize_t stride_h, Py_ssize_t stride_w,

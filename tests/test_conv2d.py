@@ -32,6 +32,11 @@ GRID = [
     # stride 1, 5 to 15 output channels per group: the narrow band kernel
     (2, 12, 10, 13, 6, 3, 1, 1, 1, 1),
     (1, 20, 9, 8, 10, (2, 3), 1, ((1, 0), (2, 1)), (2, 1), 2),
+    # >= 32 output channels per group with a stride, 1x1 or a narrow plane:
+    # the input gradient is spread from grad_output
+    (2, 6, 13, 11, 64, 3, 2, 1, 2, 2),
+    (1, 5, 9, 10, 40, 1, 2, ((1, 0), (0, 2)), 1, 1),
+    (3, 7, 6, 5, 36, (3, 2), (1, 3), 4, 1, 1),
 ]
 
 

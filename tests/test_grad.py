@@ -107,7 +107,8 @@ def test_random_configurations_gradients_match_torch(cfg):
 
 @pytest.mark.parametrize("case", [(3, 16, 13, 30, 24, 3, 1, 1, 1, 1),   # matrix product
                                   (3, 16, 13, 30, 16, 3, 1, 1, 1, 16),  # planes (depthwise)
-                                  (2, 24, 9, 9, 2, 3, 2, 1, 1, 1)])     # few output channels
+                                  (2, 24, 9, 9, 2, 3, 2, 1, 1, 1),      # few output channels
+                                  (2, 12, 17, 9, 40, 3, 2, 1, 1, 1)])   # spread input gradient
 def test_gradients_do_not_depend_on_the_thread_count(rng, case):
     x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
     results = [_ours(x, weight, grad_out, conv, num_threads=t)[:2] for t in (1, 2, 3, 7)]
@@ -148,6 +149,7 @@ TRANSPOSE_GRID = [
     (2, 8, 5, 5, 8, 4, 2, 1, 0, 8, 1),    # depthwise
     (1, 2, 3, 3, 5, 5, 4, 2, 3, 1, 2),
     (1, 32, 7, 9, 64, 3, 2, 1, 1, 1, 1),  # a decoder upsampling layer
+    (1, 40, 4, 5, 6, 3, 2, 1, (1, 2), 1, 3),
 ]
 
 

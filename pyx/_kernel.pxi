@@ -488,7 +488,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t item, pack, c, i, j, k, group, n, oh0, rows_here, n_pos, n_tiles
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, v, q, r, ow, filled, sl, c0, nc
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, v, q, r, ow, oc, filled, sl, c0, nc
     cdef floating* packed
     cdef Py_ssize_t* offsets
     cdef floating* band
@@ -574,6 +574,18 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                     for q in range(Q * L):
                         dst[q] += tile[q]
             for b in range(b0, b1):
+                if plane * sizeof(floating) % 2048 == 0:
+                    # planes of 2 KiB multiples (32 x 32 floats...): stored a
+                    # position at a time, the L channels' stores would land in
+                    # one or two L1 sets and evict each other; a row at a time
+                    for q in range(min(L, cout_g - b * L)):
+                        oc = group * cout_g + b * L + q
+                        src = acc + (b - b0) * n_tiles * Q * L + q
+                        for r in range(rows_here):
+                            dst = out + (n * g.out_channels + oc) * plane + (oh0 + r) * g.out_w
+                            for ow in range(g.out_w):
+                                dst[ow] = src[(r * band_w + ow) * L] + bias[oc]
+                    continue
                 for v in range(n_pos):
                     r = v // band_w
                     ow = v - r * band_w

@@ -741,6 +741,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
         return forward_bands(x, weight, bias, out, g, n_threads)
     if use_narrow(g):
         return forward_narrow(x, weight, bias, out, g, n_threads)
+    if use_pointwise(g):
+        return forward_pointwise(x, weight, bias, out, g, n_threads)
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Tiling t = choose_tiling(g, pos_block, n_threads)
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -1142,19 +1144,21 @@ cdef void set_geometry(Geometry* g, const Py_ssize_t* x_shape, const Py_ssize_t*
 cdef enum:
     SPREAD_CHUNK = 16384     # grad_output values per chunk (channels x positions): L2
     SPREAD_SLICE_ROWS = 96   # (c, i, j) rows a channel slice has at least
+    POINTWISE_MIN_CHANNELS = 16  # input channels per group a 1x1 layer needs for spread
 
 
-cdef void pack_spread_block(const floating* weight, const Geometry* g, Py_ssize_t group,
+cdef void pack_spread_block(const floating* weight, Py_ssize_t ld_o, Py_ssize_t ld_m,
+                            const Geometry* g, Py_ssize_t group,
                             Py_ssize_t m0, Py_ssize_t m1, floating* packed) noexcept nogil:
-    # packed[o][r] = weight[group * cout_g + o][m0 + r] (rows (c, i, j) of the
-    # group's flattened weight), zero for r >= m1 - m0
+    # packed[o][r] = w[o][m0 + r] for the group's weight w[o][m] = weight[o * ld_o
+    # + m * ld_m] (o: grad_output channel, m: row (c, i, j)), zero for r >= m1 - m0
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
-    cdef const floating* src = weight + group * cout_g * depth + m0
+    cdef const floating* src = weight + group * cout_g * depth + m0 * ld_m
     cdef Py_ssize_t o, r
     for o in range(cout_g):
         for r in range(m1 - m0):
-            packed[o * CYCONV_OC_BLOCK + r] = src[o * depth + r]
+            packed[o * CYCONV_OC_BLOCK + r] = src[o * ld_o + r * ld_m]
         for r in range(m1 - m0, CYCONV_OC_BLOCK):
             packed[o * CYCONV_OC_BLOCK + r] = 0
 
@@ -1188,11 +1192,12 @@ cdef void spread_rows(const floating* block, Py_ssize_t ldb, Py_ssize_t m0, Py_s
                     dst[q * sw] += src[q]
 
 
-cdef int input_grad_spread(const floating* grad_out, const floating* weight,
-                           const floating* bias, floating* dx, const Geometry* g,
-                           int n_threads) noexcept nogil:
-    # dx = bias + the input gradient of conv2d for geometry g (x is dx).
-    # Returns 0, or -1 when a buffer could not be allocated.
+cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_o,
+                Py_ssize_t ld_m, const floating* bias, floating* dx, const Geometry* g,
+                int n_threads) noexcept nogil:
+    # dx = bias + the input gradient of conv2d for geometry g (x is dx), the
+    # weight read as in pack_spread_block (a conv2d weight: ld_o = C_in / groups
+    # * kh * kw, ld_m = 1).  Returns 0, or -1 when a buffer could not be allocated.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -1200,7 +1205,8 @@ cdef int input_grad_spread(const floating* grad_out, const floating* weight,
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t plane = g.out_h * g.out_w
-    cdef Py_ssize_t chunk = min(max(P, SPREAD_CHUNK // cout_g // P * P), ceil_div(plane, P) * P)
+    cdef Py_ssize_t chunk = min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // cout_g // P * P),
+                                ceil_div(plane, P) * P)
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
     cdef Py_ssize_t base = g.batch * g.groups
     cdef Py_ssize_t n_slices, slice_c, slice_blocks, n_row_slices, slice_h, n_items
@@ -1239,7 +1245,7 @@ cdef int input_grad_spread(const floating* grad_out, const floating* weight,
             blk = pack % slice_blocks
             m0 = sl * slice_c * taps + blk * OB
             m1 = min(min(cin_g, (sl + 1) * slice_c) * taps, m0 + OB)
-            pack_spread_block(weight, g, group, m0, max(m0, m1),
+            pack_spread_block(weight, ld_o, ld_m, g, group, m0, max(m0, m1),
                               packed + pack * cout_g * OB)
         go_tiles = <floating*>cyconv_aligned_alloc(chunk * cout_g * sizeof(floating))
         block = <floating*>cyconv_aligned_alloc(OB * chunk * sizeof(floating))
@@ -1305,6 +1311,26 @@ cdef int input_grad_spread(const floating* grad_out, const floating* weight,
     return -1 if failed else 0
 
 
+cdef inline bint use_pointwise(const Geometry* g) noexcept nogil:
+    # 1x1, stride 1, no padding, and enough input channels per group for a
+    # matrix product
+    return (g.kernel_h == 1 and g.kernel_w == 1 and g.stride_h == 1 and g.stride_w == 1
+            and g.pad_top == 0 and g.pad_left == 0 and g.out_h == g.in_h and g.out_w == g.in_w
+            and g.in_channels // g.groups >= POINTWISE_MIN_CHANNELS)
+
+
+cdef int forward_pointwise(const floating* x, const floating* weight, const floating* bias,
+                           floating* out, const Geometry* g, int n_threads) noexcept nogil:
+    # A 1x1 convolution is a matrix product out = W x per image, and so is the
+    # input gradient of one with the roles swapped: spread computes it from
+    # packed tiles of x (the gathered kernel would read x in place, rows a
+    # plane apart, or gather it).
+    cdef Geometry t = g[0]
+    t.in_channels, t.in_h, t.in_w = g.out_channels, g.out_h, g.out_w
+    t.out_channels, t.out_h, t.out_w = g.in_channels, g.in_h, g.in_w
+    return spread(x, weight, 1, g.in_channels // g.groups, bias, out, &t, n_threads)
+
+
 def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :, :, ::1] weight,
                       const floating[::1] bias, floating[:, :, :, ::1] grad_x,
                       Py_ssize_t stride_h, Py_ssize_t stride_w,
@@ -1318,8 +1344,9 @@ def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :
     set_geometry(&g, grad_x.shape, weight.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     with nogil:
-        status = input_grad_spread(&grad_out[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0],
-                                   &grad_x[0, 0, 0, 0], &g, num_threads)
+        status = spread(&grad_out[0, 0, 0, 0], &weight[0, 0, 0, 0],
+                        weight.shape[1] * weight.shape[2] * weight.shape[3], 1, &bias[0],
+                        &grad_x[0, 0, 0, 0], &g, num_threads)
     if status != 0:
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
 

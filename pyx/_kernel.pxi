@@ -278,6 +278,16 @@ cdef void axpy(floating* y, const floating* x, floating a, Py_ssize_t n) noexcep
         y[i] += a * x[i]
 
 
+cdef void axpy3(floating* y, const floating* x, const floating* a, Py_ssize_t step,
+                Py_ssize_t n) noexcept nogil:
+    # y += a[0] * x + a[1] * x[step:] + a[2] * x[2 * step:]: three taps of a
+    # kernel row per pass over y (a load and a store of y per three products)
+    cdef Py_ssize_t i
+    cdef floating a0 = a[0], a1 = a[1], a2 = a[2]
+    for i in range(n):
+        y[i] += a0 * x[i] + a1 * x[i + step] + a2 * x[i + 2 * step]
+
+
 cdef void pad_plane(const floating* src, const Geometry* g, floating* padded) noexcept nogil:
     # padded (out_h + (kh - 1) * dh rows of out_w + (kw - 1) * dw): the input
     # plane src as a stride-1 convolution sees it, zero padding included
@@ -291,8 +301,7 @@ cdef void pad_plane(const floating* src, const Geometry* g, floating* padded) no
             continue
         valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
         fill_zero(padded + r * pw, lo)
-        memcpy(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left,
-               (hi - lo) * sizeof(floating))
+        copy_run(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left, hi - lo)
         fill_zero(padded + r * pw + hi, pw - hi)
 
 
@@ -308,20 +317,22 @@ cdef void flat_plane(const floating* x, const floating* weight, floating bias,
     cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
     cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
     cdef Py_ssize_t length = (g.out_h - 1) * pw + g.out_w
-    cdef Py_ssize_t c, i, j, r, p, shift
-    cdef floating wv
+    cdef Py_ssize_t c, i, j, r, p
+    cdef const floating* w_row
     for p in range(length):
         acc[p] = bias
     for c in range(cin_g):
         pad_plane(x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w, g, padded)
         for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                wv = weight[((oc * cin_g + c) * g.kernel_h + i) * g.kernel_w + j]
-                shift = i * g.dilation_h * pw + j * g.dilation_w
-                axpy(acc, padded + shift, wv, length)
+            w_row = weight + ((oc * cin_g + c) * g.kernel_h + i) * g.kernel_w
+            for j in range(0, g.kernel_w - 2, 3):
+                axpy3(acc, padded + i * g.dilation_h * pw + j * g.dilation_w, w_row + j,
+                      g.dilation_w, length)
+            for j in range(g.kernel_w - g.kernel_w % 3, g.kernel_w):
+                axpy(acc, padded + i * g.dilation_h * pw + j * g.dilation_w, w_row[j], length)
     for r in range(g.out_h):
-        memcpy(out + ((n * g.out_channels + oc) * g.out_h + r) * g.out_w, acc + r * pw,
-               g.out_w * sizeof(floating))
+        copy_run(out + ((n * g.out_channels + oc) * g.out_h + r) * g.out_w, acc + r * pw,
+                 g.out_w)
 
 
 cdef void strided_rows(const floating* x, const floating* weight, floating bias,

@@ -1153,7 +1153,7 @@ cdef void set_geometry(Geometry* g, const Py_ssize_t* x_shape, const Py_ssize_t*
 # then position: every dx element sums its terms in the same order whatever the
 # thread count.
 cdef enum:
-    SPREAD_CHUNK = 16384     # grad_output values per chunk (channels x positions): L2
+    SPREAD_CHUNK = 32768     # grad_output values per chunk (channels x positions): L2
     SPREAD_SLICE_ROWS = 96   # (c, i, j) rows a channel slice has at least
     POINTWISE_MIN_CHANNELS = 16  # input channels per group a 1x1 layer needs for spread
 

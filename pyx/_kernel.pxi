@@ -53,6 +53,10 @@ cdef enum:
     BAND_DEPTH = 576
     # at most this many position tiles per item: weights are the larger operand
     FEW_TILES = 8
+    # bytes of bands (and of accumulators) an item of several images holds,
+    # and the weights (per group) that make it worth it
+    BAND_BYTES = 262144
+    MANY_WEIGHT_BYTES = 4194304
 
 
 cdef struct Geometry:
@@ -470,6 +474,43 @@ cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
             and (g.out_w >= 4 * CYCONV_BAND_POSITIONS or (g.stride_h == 1 and g.stride_w == 1)))
 
 
+cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
+                           Py_ssize_t group, Py_ssize_t oh0, Py_ssize_t rows_here,
+                           Py_ssize_t band_w, Py_ssize_t n_tiles, Py_ssize_t b0, Py_ssize_t b1,
+                           const floating* bias, floating* out) noexcept nogil:
+    # out[n, channel block b, row oh0 + r, ow] = bias + acc[b - b0][tile][position
+    # r * band_w + ow][lane], for the positions of the band rows that are outputs
+    cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t n_pos = (rows_here - 1) * band_w + g.out_w
+    cdef Py_ssize_t b, q, oc, r, ow, v
+    cdef const floating* src
+    cdef floating* dst
+    for b in range(b0, b1):
+        if plane * sizeof(floating) % 2048 == 0:
+            # planes of 2 KiB multiples (32 x 32 floats...): stored a position
+            # at a time, the L channels' stores would land in one or two L1
+            # sets and evict each other; a row at a time
+            for q in range(min(L, cout_g - b * L)):
+                oc = group * cout_g + b * L + q
+                src = acc + (b - b0) * n_tiles * CYCONV_BAND_POSITIONS * L + q
+                for r in range(rows_here):
+                    dst = out + (n * g.out_channels + oc) * plane + (oh0 + r) * g.out_w
+                    for ow in range(g.out_w):
+                        dst[ow] = src[(r * band_w + ow) * L] + bias[oc]
+            continue
+        for v in range(n_pos):
+            r = v // band_w
+            ow = v - r * band_w
+            if ow >= g.out_w:
+                continue
+            dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
+            src = acc + ((b - b0) * n_tiles * CYCONV_BAND_POSITIONS + v) * L
+            for q in range(min(L, cout_g - b * L)):
+                dst[q * plane] = src[q] + bias[group * cout_g + b * L + q]
+
+
 cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Gather-free dense kernel.  A work item is a block of output rows of one
@@ -498,8 +539,9 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t images = 1, n_image_blocks, n0, n_here, img, acc_block
     cdef Py_ssize_t item, pack, c, i, j, k, group, n, oh0, rows_here, n_pos, n_tiles
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, v, q, r, ow, oc, filled, sl, c0, nc
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, q, filled, sl, c0, nc
     cdef floating* packed
     cdef Py_ssize_t* offsets
     cdef floating* band
@@ -523,12 +565,29 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
     chan = band_rows * band_w + Q * g.stride_w + reach_w  # + zeros the last tile may read
     pos_cap = ceil_div((rows - 1) * band_w + g.out_w, Q) * Q
+    if (ceil_div(pos_cap, Q) <= FEW_TILES
+            and depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES):
+        # small planes, weights far larger than L2: they stream from memory
+        # once per item, so an item takes several images (their bands within
+        # BAND_BYTES) and fewer channels
+        images = max(1, min(g.batch, BAND_BYTES // (slice_c * chan * <Py_ssize_t>sizeof(floating))))
+        blocks_per_item = max(1, min(blocks_per_item,
+                                     BAND_BYTES // (images * pos_cap * L * <Py_ssize_t>sizeof(floating))))
     blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
     n_oc_items = ceil_div(n_blocks, blocks_per_item)
-    while g.groups * g.batch * n_row_blocks * n_oc_items < wanted and blocks_per_item > 1:
-        blocks_per_item = ceil_div(n_blocks, 2 * n_oc_items)
-        n_oc_items = ceil_div(n_blocks, blocks_per_item)
-    n_items = g.groups * g.batch * n_row_blocks * n_oc_items
+    n_image_blocks = ceil_div(g.batch, images)
+    # fewer channels, then fewer images per item, until every thread has enough items
+    while g.groups * n_image_blocks * n_row_blocks * n_oc_items < wanted:
+        if blocks_per_item > 1:
+            blocks_per_item = ceil_div(n_blocks, 2 * n_oc_items)
+            n_oc_items = ceil_div(n_blocks, blocks_per_item)
+        elif images > 1:
+            images = ceil_div(g.batch, 2 * n_image_blocks)
+            n_image_blocks = ceil_div(g.batch, images)
+        else:
+            break
+    images = ceil_div(g.batch, n_image_blocks)  # equal image blocks
+    n_items = g.groups * n_image_blocks * n_row_blocks * n_oc_items
 
     packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
@@ -545,9 +604,9 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
             pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
-        band = <floating*>cyconv_aligned_alloc(slice_c * chan * sizeof(floating))
+        band = <floating*>cyconv_aligned_alloc(images * slice_c * chan * sizeof(floating))
         tile = <floating*>cyconv_aligned_alloc(Q * L * sizeof(floating))
-        acc = <floating*>cyconv_aligned_alloc(blocks_per_item * pos_cap * L * sizeof(floating))
+        acc = <floating*>cyconv_aligned_alloc(images * blocks_per_item * pos_cap * L * sizeof(floating))
         if band == NULL or tile == NULL or acc == NULL:
             failed_flag[0] = 1
         for item in prange(n_items, schedule='static'):
@@ -555,57 +614,45 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                 continue
             oc_item = item % n_oc_items
             oh0 = (item // n_oc_items) % n_row_blocks * rows
-            n = (item // (n_oc_items * n_row_blocks)) % g.batch
-            group = item // (n_oc_items * n_row_blocks * g.batch)
+            n0 = (item // (n_oc_items * n_row_blocks)) % n_image_blocks * images
+            group = item // (n_oc_items * n_row_blocks * n_image_blocks)
+            n_here = min(images, g.batch - n0)
             rows_here = min(rows, g.out_h - oh0)
             n_pos = (rows_here - 1) * band_w + g.out_w
             n_tiles = ceil_div(n_pos, Q)
             filled = ((rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1) * band_w
             b0 = oc_item * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
-            fill_zero(acc, (b1 - b0) * n_tiles * Q * L)
+            acc_block = (b1 - b0) * n_tiles * Q * L  # the accumulators of one image
+            fill_zero(acc, n_here * acc_block)
             for sl in range(ceil_div(cin_g, slice_c)):
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)
-                load_band(x, g, n, group * cin_g + c0, nc, oh0 * g.stride_h - g.pad_top,
-                          filled // band_w, band_w, chan, band)
+                for img in range(n_here):
+                    load_band(x, g, n0 + img, group * cin_g + c0, nc, oh0 * g.stride_h - g.pad_top,
+                              filled // band_w, band_w, chan, band + img * slice_c * chan)
                 # few tiles (small planes, where the weights outweigh the
                 # inputs): a channel block's weights stay cached across the
-                # tiles; otherwise a tile's inputs stay cached across the blocks
-                for k in range(n_tiles * (b1 - b0)):
+                # tiles and images; otherwise a tile's inputs stay cached
+                # across the blocks
+                for k in range(n_here * n_tiles * (b1 - b0)):
                     if n_tiles <= FEW_TILES:
-                        b = b0 + k // n_tiles
+                        b = b0 + k // (n_here * n_tiles)
+                        img = k // n_tiles % n_here
                         tile_i = k % n_tiles
                     else:
-                        tile_i = k // (b1 - b0)
+                        img = k // (n_tiles * (b1 - b0))
+                        tile_i = k // (b1 - b0) % n_tiles
                         b = b0 + k % (b1 - b0)
-                    band_kernel(band + tile_i * Q * g.stride_w, offsets, nc * taps, g.stride_w,
+                    band_kernel(band + img * slice_c * chan + tile_i * Q * g.stride_w, offsets,
+                                nc * taps, g.stride_w,
                                 packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
-                    dst = acc + ((b - b0) * n_tiles + tile_i) * Q * L
+                    dst = acc + img * acc_block + ((b - b0) * n_tiles + tile_i) * Q * L
                     for q in range(Q * L):
                         dst[q] += tile[q]
-            for b in range(b0, b1):
-                if plane * sizeof(floating) % 2048 == 0:
-                    # planes of 2 KiB multiples (32 x 32 floats...): stored a
-                    # position at a time, the L channels' stores would land in
-                    # one or two L1 sets and evict each other; a row at a time
-                    for q in range(min(L, cout_g - b * L)):
-                        oc = group * cout_g + b * L + q
-                        src = acc + (b - b0) * n_tiles * Q * L + q
-                        for r in range(rows_here):
-                            dst = out + (n * g.out_channels + oc) * plane + (oh0 + r) * g.out_w
-                            for ow in range(g.out_w):
-                                dst[ow] = src[(r * band_w + ow) * L] + bias[oc]
-                    continue
-                for v in range(n_pos):
-                    r = v // band_w
-                    ow = v - r * band_w
-                    if ow >= g.out_w:
-                        continue
-                    dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
-                    src = acc + ((b - b0) * n_tiles * Q + v) * L
-                    for q in range(min(L, cout_g - b * L)):
-                        dst[q * plane] = src[q] + bias[group * cout_g + b * L + q]
+            for img in range(n_here):
+                store_band_tiles(acc + img * acc_block, g, n0 + img, group, oh0, rows_here,
+                                 band_w, n_tiles, b0, b1, bias, out)
         cyconv_aligned_free(band)
         cyconv_aligned_free(tile)
         cyconv_aligned_free(acc)

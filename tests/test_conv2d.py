@@ -40,6 +40,8 @@ GRID = [
     # 1x1, stride 1, no padding, >= 16 input channels per group: a matrix product
     (2, 32, 5, 7, 24, 1, 1, 0, 1, 2),
     (1, 40, 9, 9, 7, 1, 1, 0, 3, 1),
+    # small planes with weights over 4 MiB: row bands take several images per item
+    (5, 256, 6, 5, 512, 3, 1, 1, 1, 1),
 ]
 
 

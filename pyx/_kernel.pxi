@@ -3,10 +3,11 @@
 # Everything here trusts its arguments: cyconv/_validation.py has checked the
 # shapes, dtypes and parameters, and hands over C-contiguous typed buffers.
 #
-# Three paths, chosen per call in forward(): the plane kernel for depthwise and
-# other few-channel groups; the row-band kernel for output rows at least four
-# band tiles wide; and, for everything else (narrow planes, 1x1), the gathered
-# kernel described here.
+# Paths, chosen per call in forward(): the plane kernel for depthwise and
+# other few-channel groups; the row-band kernel for enough output channels per
+# group; the narrow-band kernel for stride 1 with fewer; 1x1 layers as the
+# matrix product of spread() (which also computes input gradients); and, for
+# everything else, the gathered kernel described here.
 #
 # Gathered kernel: direct convolution as a blocked matrix product without an
 # im2col buffer.  Output positions are flattened over (image, row, column) and cut into
@@ -513,17 +514,18 @@ cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
 
 cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
-    # Gather-free dense kernel.  A work item is a block of output rows of one
-    # image and a slice of output channels.  For each slice of input channels
-    # the thread copies the input rows the block needs into a zero-padded band
-    # (band_rows x band_w per channel, then a zero tail), and the band kernel
-    # broadcasts inputs straight from it against vectors of LANES output
-    # channels (weights packed [group][block][C_in/groups * kh * kw][LANES]);
-    # tiles add into the item's accumulator, stored with the bias at the end.
-    # Positions are numbered v = r * band_w + ow (r: row in the block), so tap
-    # (c, i, j) of position v sits at band[c * chan + i * dh * band_w + j * dw
-    # + v * stride]; with several rows (stride 1) the v whose ow >= out_w fall
-    # in the padding columns: computed, not stored.
+    # Gather-free dense kernel.  A unit is a block of output rows of one image;
+    # a work item is a unit (or several, see below) and a slice of output
+    # channels.  For each slice of input channels the thread copies the input
+    # rows a unit needs into a zero-padded band (band_rows x band_w per
+    # channel, then a zero tail), and the band kernel broadcasts inputs
+    # straight from it against vectors of LANES output channels (weights
+    # packed [group][block][C_in/groups * kh * kw][LANES]); tiles add into the
+    # item's accumulator, stored with the bias at the end.  Positions are
+    # numbered v = r * band_w + ow (r: row in the block), so tap (c, i, j) of
+    # position v sits at band[c * chan + i * dh * band_w + j * dw + v * stride];
+    # with several rows (stride 1) the v whose ow >= out_w fall in the padding
+    # columns: computed, not stored.
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -535,59 +537,62 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # input channels per band: a tile's inputs (one line per reduction step)
     # stay in L1 across the channel blocks
     cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
-    cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks, pos_cap
+    cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks, pos_cap, tiles_cap
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
-    cdef Py_ssize_t plane = g.out_h * g.out_w
-    cdef Py_ssize_t images = 1, n_image_blocks, n0, n_here, img, acc_block
-    cdef Py_ssize_t item, pack, c, i, j, k, group, n, oh0, rows_here, n_pos, n_tiles
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, q, filled, sl, c0, nc
+    cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
+    cdef Py_ssize_t item, pack, c, i, j, group, n, oh0, rows_here
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, q, sl, c0, nc
+    cdef bint few_tiles
     cdef floating* packed
     cdef Py_ssize_t* offsets
     cdef floating* band
     cdef floating* tile
     cdef floating* acc
     cdef floating* dst
-    cdef floating* src
     cdef int failed = 0
     cdef int* failed_flag = &failed
     slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
     if g.out_w >= 4 * Q:
-        # one wide row per item; the band covers whole tiles of it
+        # one wide row per unit; the band covers whole tiles of it
         rows = 1
         band_w = (ceil_div(g.out_w, Q) * Q - 1) * g.stride_w + reach_w + 1
     else:
-        # stride 1: rows of the padded width, about 8 tiles of positions per item
+        # stride 1: rows of the padded width, about 8 tiles of positions per unit
         band_w = g.out_w + reach_w
         rows = min(g.out_h, ceil_div(8 * Q, band_w))
         rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
     n_row_blocks = ceil_div(g.out_h, rows)
+    n_units = g.batch * n_row_blocks
     band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
     chan = band_rows * band_w + Q * g.stride_w + reach_w  # + zeros the last tile may read
     pos_cap = ceil_div((rows - 1) * band_w + g.out_w, Q) * Q
-    if (ceil_div(pos_cap, Q) <= FEW_TILES
-            and depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES):
-        # small planes, weights far larger than L2: they stream from memory
-        # once per item, so an item takes several images (their bands within
-        # BAND_BYTES) and fewer channels
-        images = max(1, min(g.batch, BAND_BYTES // (slice_c * chan * <Py_ssize_t>sizeof(floating))))
+    tiles_cap = pos_cap // Q
+    # few tiles (small planes): the weights outweigh the inputs, so a channel
+    # block's weights stay cached across the tiles; otherwise a tile's inputs
+    # stay cached across the blocks
+    few_tiles = tiles_cap <= FEW_TILES
+    if few_tiles and depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES:
+        # and weights far larger than L2 stream from memory once per item: an
+        # item takes several units (their bands within BAND_BYTES) and fewer channels
+        units = max(1, min(n_units, BAND_BYTES // (slice_c * chan * <Py_ssize_t>sizeof(floating))))
         blocks_per_item = max(1, min(blocks_per_item,
-                                     BAND_BYTES // (images * pos_cap * L * <Py_ssize_t>sizeof(floating))))
+                                     BAND_BYTES // (units * pos_cap * L * <Py_ssize_t>sizeof(floating))))
     blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
     n_oc_items = ceil_div(n_blocks, blocks_per_item)
-    n_image_blocks = ceil_div(g.batch, images)
-    # fewer channels, then fewer images per item, until every thread has enough items
-    while g.groups * n_image_blocks * n_row_blocks * n_oc_items < wanted:
+    n_unit_blocks = ceil_div(n_units, units)
+    # fewer channels, then fewer units per item, until every thread has enough items
+    while g.groups * n_unit_blocks * n_oc_items < wanted:
         if blocks_per_item > 1:
             blocks_per_item = ceil_div(n_blocks, 2 * n_oc_items)
             n_oc_items = ceil_div(n_blocks, blocks_per_item)
-        elif images > 1:
-            images = ceil_div(g.batch, 2 * n_image_blocks)
-            n_image_blocks = ceil_div(g.batch, images)
+        elif units > 1:
+            units = ceil_div(n_units, 2 * n_unit_blocks)
+            n_unit_blocks = ceil_div(n_units, units)
         else:
             break
-    images = ceil_div(g.batch, n_image_blocks)  # equal image blocks
-    n_items = g.groups * n_image_blocks * n_row_blocks * n_oc_items
+    units = ceil_div(n_units, n_unit_blocks)  # equal unit blocks
+    n_items = g.groups * n_unit_blocks * n_oc_items
 
     packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
@@ -604,55 +609,56 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
             pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
-        band = <floating*>cyconv_aligned_alloc(images * slice_c * chan * sizeof(floating))
+        band = <floating*>cyconv_aligned_alloc(units * slice_c * chan * sizeof(floating))
         tile = <floating*>cyconv_aligned_alloc(Q * L * sizeof(floating))
-        acc = <floating*>cyconv_aligned_alloc(images * blocks_per_item * pos_cap * L * sizeof(floating))
+        acc = <floating*>cyconv_aligned_alloc(units * blocks_per_item * pos_cap * L * sizeof(floating))
         if band == NULL or tile == NULL or acc == NULL:
             failed_flag[0] = 1
         for item in prange(n_items, schedule='static'):
             if band == NULL or tile == NULL or acc == NULL:
                 continue
             oc_item = item % n_oc_items
-            oh0 = (item // n_oc_items) % n_row_blocks * rows
-            n0 = (item // (n_oc_items * n_row_blocks)) % n_image_blocks * images
-            group = item // (n_oc_items * n_row_blocks * n_image_blocks)
-            n_here = min(images, g.batch - n0)
-            rows_here = min(rows, g.out_h - oh0)
-            n_pos = (rows_here - 1) * band_w + g.out_w
-            n_tiles = ceil_div(n_pos, Q)
-            filled = ((rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1) * band_w
+            u0 = (item // n_oc_items) % n_unit_blocks * units
+            group = item // (n_oc_items * n_unit_blocks)
+            u_here = min(units, n_units - u0)
             b0 = oc_item * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
-            acc_block = (b1 - b0) * n_tiles * Q * L  # the accumulators of one image
-            fill_zero(acc, n_here * acc_block)
+            acc_unit = (b1 - b0) * pos_cap * L  # the accumulators of one unit
+            fill_zero(acc, u_here * acc_unit)
             for sl in range(ceil_div(cin_g, slice_c)):
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)
-                for img in range(n_here):
-                    load_band(x, g, n0 + img, group * cin_g + c0, nc, oh0 * g.stride_h - g.pad_top,
-                              filled // band_w, band_w, chan, band + img * slice_c * chan)
-                # few tiles (small planes, where the weights outweigh the
-                # inputs): a channel block's weights stay cached across the
-                # tiles and images; otherwise a tile's inputs stay cached
-                # across the blocks
-                for k in range(n_here * n_tiles * (b1 - b0)):
-                    if n_tiles <= FEW_TILES:
-                        b = b0 + k // (n_here * n_tiles)
-                        img = k // n_tiles % n_here
-                        tile_i = k % n_tiles
+                for u in range(u_here):
+                    oh0 = (u0 + u) % n_row_blocks * rows
+                    rows_here = min(rows, g.out_h - oh0)
+                    load_band(x, g, (u0 + u) // n_row_blocks, group * cin_g + c0, nc,
+                              oh0 * g.stride_h - g.pad_top,
+                              (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
+                              band_w, chan, band + u * slice_c * chan)
+                for q in range(u_here * tiles_cap * (b1 - b0)):
+                    if few_tiles:
+                        b = b0 + q // (u_here * tiles_cap)
+                        u = q // tiles_cap % u_here
+                        tile_i = q % tiles_cap
                     else:
-                        img = k // (n_tiles * (b1 - b0))
-                        tile_i = k // (b1 - b0) % n_tiles
-                        b = b0 + k % (b1 - b0)
-                    band_kernel(band + img * slice_c * chan + tile_i * Q * g.stride_w, offsets,
+                        u = q // (tiles_cap * (b1 - b0))
+                        tile_i = q // (b1 - b0) % tiles_cap
+                        b = b0 + q % (b1 - b0)
+                    # the last row block may have fewer tiles
+                    rows_here = min(rows, g.out_h - (u0 + u) % n_row_blocks * rows)
+                    if tile_i >= ceil_div((rows_here - 1) * band_w + g.out_w, Q):
+                        continue
+                    band_kernel(band + u * slice_c * chan + tile_i * Q * g.stride_w, offsets,
                                 nc * taps, g.stride_w,
                                 packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
-                    dst = acc + img * acc_block + ((b - b0) * n_tiles + tile_i) * Q * L
-                    for q in range(Q * L):
-                        dst[q] += tile[q]
-            for img in range(n_here):
-                store_band_tiles(acc + img * acc_block, g, n0 + img, group, oh0, rows_here,
-                                 band_w, n_tiles, b0, b1, bias, out)
+                    dst = acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L
+                    for c in range(Q * L):
+                        dst[c] += tile[c]
+            for u in range(u_here):
+                n = (u0 + u) // n_row_blocks
+                oh0 = (u0 + u) % n_row_blocks * rows
+                store_band_tiles(acc + u * acc_unit, g, n, group, oh0, min(rows, g.out_h - oh0),
+                                 band_w, tiles_cap, b0, b1, bias, out)
         cyconv_aligned_free(band)
         cyconv_aligned_free(tile)
         cyconv_aligned_free(acc)

@@ -52,6 +52,8 @@ cdef enum:
     ITEMS_PER_THREAD = 4
     # reduction steps (input channels x taps) per band of the row-band kernel
     BAND_DEPTH = 576
+    # position tiles per unit of the row-band kernel with wide rows, about
+    WIDE_TILES = 16
     # at most this many position tiles per item: weights are the larger operand
     FEW_TILES = 8
     # bytes of bands (and of accumulators) an item of several images holds,
@@ -477,14 +479,14 @@ cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
 
 cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
                            Py_ssize_t group, Py_ssize_t oh0, Py_ssize_t rows_here,
-                           Py_ssize_t band_w, Py_ssize_t n_tiles, Py_ssize_t b0, Py_ssize_t b1,
+                           Py_ssize_t row_v, Py_ssize_t n_tiles, Py_ssize_t b0, Py_ssize_t b1,
                            const floating* bias, floating* out) noexcept nogil:
     # out[n, channel block b, row oh0 + r, ow] = bias + acc[b - b0][tile][position
-    # r * band_w + ow][lane], for the positions of the band rows that are outputs
+    # r * row_v + ow][lane], for the positions that are outputs
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t plane = g.out_h * g.out_w
-    cdef Py_ssize_t n_pos = (rows_here - 1) * band_w + g.out_w
+    cdef Py_ssize_t n_pos = (rows_here - 1) * row_v + g.out_w
     cdef Py_ssize_t b, q, oc, r, ow, v
     cdef const floating* src
     cdef floating* dst
@@ -499,11 +501,11 @@ cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
                 for r in range(rows_here):
                     dst = out + (n * g.out_channels + oc) * plane + (oh0 + r) * g.out_w
                     for ow in range(g.out_w):
-                        dst[ow] = src[(r * band_w + ow) * L] + bias[oc]
+                        dst[ow] = src[(r * row_v + ow) * L] + bias[oc]
             continue
         for v in range(n_pos):
-            r = v // band_w
-            ow = v - r * band_w
+            r = v // row_v
+            ow = v - r * row_v
             if ow >= g.out_w:
                 continue
             dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
@@ -521,11 +523,13 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # channel, then a zero tail), and the band kernel broadcasts inputs
     # straight from it against vectors of LANES output channels (weights
     # packed [group][block][C_in/groups * kh * kw][LANES]); tiles add into the
-    # item's accumulator, stored with the bias at the end.  Positions are
-    # numbered v = r * band_w + ow (r: row in the block), so tap (c, i, j) of
-    # position v sits at band[c * chan + i * dh * band_w + j * dw + v * stride];
-    # with several rows (stride 1) the v whose ow >= out_w fall in the padding
-    # columns: computed, not stored.
+    # item's accumulator, stored with the bias at the end.  Rows at least four
+    # tiles wide: positions are numbered v = r * row_v + ow (r: row in the
+    # block, row_v: the row's whole tiles), a tile of row r starts at band row
+    # r * stride_h.  Narrower rows (stride 1): v = r * band_w + ow, so tap
+    # (c, i, j) of position v sits at band[c * chan + i * dh * band_w + j * dw
+    # + v]; the v whose ow >= out_w fall in the padding columns: computed, not
+    # stored.
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -538,11 +542,12 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # stay in L1 across the channel blocks
     cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
     cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks, pos_cap, tiles_cap
+    cdef Py_ssize_t row_v, row_tiles, row_step
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
     cdef Py_ssize_t item, pack, c, i, j, group, n, oh0, rows_here
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, q, sl, c0, nc
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, q, k, k0, group_size, sl, c0, nc
     cdef bint few_tiles
     cdef floating* packed
     cdef Py_ssize_t* offsets
@@ -554,20 +559,29 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef int* failed_flag = &failed
     slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
     if g.out_w >= 4 * Q:
-        # one wide row per unit; the band covers whole tiles of it
-        rows = 1
-        band_w = (ceil_div(g.out_w, Q) * Q - 1) * g.stride_w + reach_w + 1
+        # wide rows, whole tiles each; the band covers them; rows enough for
+        # about WIDE_TILES tiles per unit (the band rows a unit shares with
+        # the next are loaded twice)
+        row_tiles = ceil_div(g.out_w, Q)
+        row_v = row_tiles * Q
+        band_w = (row_v - 1) * g.stride_w + reach_w + 1
+        rows = min(g.out_h, ceil_div(WIDE_TILES, row_tiles))
+        row_step = g.stride_h * band_w
     else:
         # stride 1: rows of the padded width, about 8 tiles of positions per unit
         band_w = g.out_w + reach_w
+        row_v = band_w
         rows = min(g.out_h, ceil_div(8 * Q, band_w))
-        rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
+    rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
     n_row_blocks = ceil_div(g.out_h, rows)
     n_units = g.batch * n_row_blocks
     band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
     chan = band_rows * band_w + Q * g.stride_w + reach_w  # + zeros the last tile may read
-    pos_cap = ceil_div((rows - 1) * band_w + g.out_w, Q) * Q
+    pos_cap = ceil_div((rows - 1) * row_v + g.out_w, Q) * Q
     tiles_cap = pos_cap // Q
+    if g.out_w < 4 * Q:
+        row_tiles = tiles_cap  # one run of tiles through the rows
+        row_step = 0
     # few tiles (small planes): the weights outweigh the inputs, so a channel
     # block's weights stay cached across the tiles; otherwise a tile's inputs
     # stay cached across the blocks
@@ -635,20 +649,22 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                               oh0 * g.stride_h - g.pad_top,
                               (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
                               band_w, chan, band + u * slice_c * chan)
+                # groups of FEW_TILES tiles (of one or more units) take the
+                # channel blocks in turn: a block's weights stay cached across
+                # the group's tiles, the group's inputs across the blocks
                 for q in range(u_here * tiles_cap * (b1 - b0)):
-                    if few_tiles:
-                        b = b0 + q // (u_here * tiles_cap)
-                        u = q // tiles_cap % u_here
-                        tile_i = q % tiles_cap
-                    else:
-                        u = q // (tiles_cap * (b1 - b0))
-                        tile_i = q // (b1 - b0) % tiles_cap
-                        b = b0 + q % (b1 - b0)
+                    k0 = q // (FEW_TILES * (b1 - b0)) * FEW_TILES  # the group's first tile
+                    group_size = min(<Py_ssize_t>FEW_TILES, u_here * tiles_cap - k0)
+                    b = b0 + q % (FEW_TILES * (b1 - b0)) // group_size
+                    k = k0 + q % (FEW_TILES * (b1 - b0)) % group_size
+                    u = k // tiles_cap
+                    tile_i = k % tiles_cap
                     # the last row block may have fewer tiles
                     rows_here = min(rows, g.out_h - (u0 + u) % n_row_blocks * rows)
-                    if tile_i >= ceil_div((rows_here - 1) * band_w + g.out_w, Q):
+                    if tile_i >= ceil_div((rows_here - 1) * row_v + g.out_w, Q):
                         continue
-                    band_kernel(band + u * slice_c * chan + tile_i * Q * g.stride_w, offsets,
+                    band_kernel(band + u * slice_c * chan + tile_i // row_tiles * row_step
+                                + tile_i % row_tiles * Q * g.stride_w, offsets,
                                 nc * taps, g.stride_w,
                                 packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
                     dst = acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L
@@ -658,7 +674,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                 n = (u0 + u) // n_row_blocks
                 oh0 = (u0 + u) % n_row_blocks * rows
                 store_band_tiles(acc + u * acc_unit, g, n, group, oh0, min(rows, g.out_h - oh0),
-                                 band_w, tiles_cap, b0, b1, bias, out)
+                                 row_v, tiles_cap, b0, b1, bias, out)
         cyconv_aligned_free(band)
         cyconv_aligned_free(tile)
         cyconv_aligned_free(acc)

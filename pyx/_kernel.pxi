@@ -547,7 +547,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
     cdef Py_ssize_t item, pack, c, i, j, group, n, oh0, rows_here
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, q, k, k0, group_size, sl, c0, nc
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, n_tiles, sl, c0, nc
     cdef bint few_tiles
     cdef floating* packed
     cdef Py_ssize_t* offsets
@@ -652,24 +652,28 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                 # groups of FEW_TILES tiles (of one or more units) take the
                 # channel blocks in turn: a block's weights stay cached across
                 # the group's tiles, the group's inputs across the blocks
-                for q in range(u_here * tiles_cap * (b1 - b0)):
-                    k0 = q // (FEW_TILES * (b1 - b0)) * FEW_TILES  # the group's first tile
-                    group_size = min(<Py_ssize_t>FEW_TILES, u_here * tiles_cap - k0)
-                    b = b0 + q % (FEW_TILES * (b1 - b0)) // group_size
-                    k = k0 + q % (FEW_TILES * (b1 - b0)) % group_size
-                    u = k // tiles_cap
-                    tile_i = k % tiles_cap
-                    # the last row block may have fewer tiles
-                    rows_here = min(rows, g.out_h - (u0 + u) % n_row_blocks * rows)
-                    if tile_i >= ceil_div((rows_here - 1) * row_v + g.out_w, Q):
-                        continue
-                    band_kernel(band + u * slice_c * chan + tile_i // row_tiles * row_step
-                                + tile_i % row_tiles * Q * g.stride_w, offsets,
-                                nc * taps, g.stride_w,
-                                packed + ((group * n_blocks + b) * depth + c0 * taps) * L, tile)
-                    dst = acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L
-                    for c in range(Q * L):
-                        dst[c] += tile[c]
+                for kg in range(ceil_div(u_here * tiles_cap, FEW_TILES)):
+                    k0 = kg * FEW_TILES
+                    k1 = min(k0 + FEW_TILES, u_here * tiles_cap)
+                    for b in range(b0, b1):
+                        u = -1
+                        for k in range(k0, k1):
+                            if u != k // tiles_cap:
+                                u = k // tiles_cap
+                                # the last row block may have fewer tiles
+                                rows_here = min(rows, g.out_h - (u0 + u) % n_row_blocks * rows)
+                                n_tiles = ceil_div((rows_here - 1) * row_v + g.out_w, Q)
+                            tile_i = k - u * tiles_cap
+                            if tile_i >= n_tiles:
+                                continue
+                            band_kernel(band + u * slice_c * chan + tile_i // row_tiles * row_step
+                                        + tile_i % row_tiles * Q * g.stride_w, offsets,
+                                        nc * taps, g.stride_w,
+                                        packed + ((group * n_blocks + b) * depth + c0 * taps) * L,
+                                        tile)
+                            dst = acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L
+                            for c in range(Q * L):
+                                dst[c] += tile[c]
             for u in range(u_here):
                 n = (u0 + u) // n_row_blocks
                 oh0 = (u0 + u) % n_row_blocks * rows

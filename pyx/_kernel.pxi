@@ -78,6 +78,12 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+cdef inline Py_ssize_t gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
 cdef inline void valid_columns(Py_ssize_t iw0, Py_ssize_t stride, Py_ssize_t in_w,
                                Py_ssize_t length, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     # [lo, hi): the q in [0, length) with 0 <= iw0 + q * stride < in_w
@@ -951,6 +957,9 @@ cdef enum:
     GRAD_CHUNK = 256           # positions per chunk
     GRAD_TAP_BLOCKS = 32       # tap blocks (POS_BLOCK lanes each) per item, at most
     GRAD_OC_BLOCKS = 48        # output-channel blocks per item, at most
+    GRAD_BAND_POSITIONS = 512  # positions per unit of weight_grad_bands, about
+    GRAD_BAND_BYTES = 16384    # its bands: in L1 across a unit's taps
+    GRAD_BAND_MAX_DEPTH = 512  # and the (input channel, tap) rows it takes at most
 
 
 cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,
@@ -1101,6 +1110,151 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
         cyconv_aligned_free(packed)
         free(acc)
         free(segments)
+    return -1 if failed else 0
+
+
+cdef inline void tap_kernel(const floating* band, const Py_ssize_t* offsets, Py_ssize_t n_v,
+                            const floating* go_t, floating* acc) noexcept nogil:
+    # acc[t][l] += sum over positions v of band[offsets[t] + v] * go_t[v][l] for
+    # BAND_POSITIONS taps x LANES output channels in registers: band_kernel's
+    # block with taps for positions and positions for the reduction.
+    cdef floating a[CYCONV_BAND_POSITIONS][CYCONV_BAND_LANES_F32]
+    cdef const floating* gv
+    cdef floating xv
+    cdef Py_ssize_t v
+    cdef int t, l
+    cdef int L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    for t in range(CYCONV_BAND_POSITIONS):
+        for l in range(L):
+            a[t][l] = 0
+    for v in range(n_v):
+        gv = go_t + v * L
+        for t in range(CYCONV_BAND_POSITIONS):
+            xv = band[offsets[t] + v]
+            for l in range(L):
+                a[t][l] += xv * gv[l]
+    for t in range(CYCONV_BAND_POSITIONS):
+        for l in range(L):
+            acc[t * L + l] += a[t][l]
+
+
+cdef inline bint use_grad_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
+    # stride 1, enough output channels per group to fill the lanes, and few
+    # (input channel, tap) rows: with many, the gathered matrix product wins
+    # (its patches are reused across more output channels)
+    return (g.stride_h == 1 and g.stride_w == 1 and g.kernel_h * g.kernel_w > 1
+            and g.out_channels // g.groups >= lanes
+            and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w <= GRAD_BAND_MAX_DEPTH)
+
+
+cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating* grad_w,
+                           const Geometry* g, int n_threads) noexcept nogil:
+    # Stride 1: the weight gradient without gathering patches.  As in the
+    # narrow-band forward, a unit (a block of output rows of one image) reads
+    # its inputs from zero-padded bands of input rows, positions numbered
+    # v = r * band_w + ow, tap (c, i, j) at band[offsets[t] + v].  A work item
+    # owns a block of LANES output channels x a range of input channels of the
+    # gradient; per unit it transposes its grad_output rows into go_t[v][LANES]
+    # (zero in the padding columns), then, a few input channels at a time (a
+    # band that stays in L1), tap_kernel accumulates 6 taps x LANES channels
+    # over the unit's positions.  Units are summed in order: no write races,
+    # and the order does not depend on the threads.
+    cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    cdef Py_ssize_t TB = CYCONV_BAND_POSITIONS
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
+    cdef Py_ssize_t depth = cin_g * taps
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t n_oc_blocks = ceil_div(cout_g, L)
+    cdef Py_ssize_t band_w = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t rows = min(g.out_h, max(1, GRAD_BAND_POSITIONS // band_w))
+    cdef Py_ssize_t n_row_blocks, n_units, chan, n_v_cap, band_c, whole
+    cdef Py_ssize_t range_c, n_ranges, n_items, wanted
+    cdef Py_ssize_t item, group, rg, ob, c0, c1, sb, s0, s1, n_tb, tb, unit, n, oh0, rows_here, n_v
+    cdef Py_ssize_t r, ow, l, o, t, lanes
+    cdef Py_ssize_t* offsets
+    cdef floating* band
+    cdef floating* go_t
+    cdef floating* acc
+    cdef floating* dst
+    cdef const floating* src
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
+    n_row_blocks = ceil_div(g.out_h, rows)
+    n_units = g.batch * n_row_blocks
+    chan = (rows + (g.kernel_h - 1) * g.dilation_h) * band_w
+    n_v_cap = (rows - 1) * band_w + g.out_w
+    # channels per band: within GRAD_BAND_BYTES, a multiple of whole tap blocks
+    # (only the range's last band may end in a partial block)
+    whole = TB // gcd(taps, TB)
+    band_c = max(whole, GRAD_BAND_BYTES // (chan * <Py_ssize_t>sizeof(floating)) // whole * whole)
+    # input-channel ranges only to give every thread enough items
+    wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
+    n_ranges = max(1, min(cin_g, ceil_div(wanted, g.groups * n_oc_blocks)))
+    range_c = ceil_div(cin_g, n_ranges)
+    n_ranges = ceil_div(cin_g, range_c)
+    n_items = g.groups * n_ranges * n_oc_blocks
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
+    with parallel(num_threads=n_threads):
+        band = <floating*>cyconv_aligned_alloc(band_c * chan * sizeof(floating))
+        go_t = <floating*>cyconv_aligned_alloc(n_v_cap * L * sizeof(floating))
+        acc = <floating*>cyconv_aligned_alloc((range_c * taps + TB) * L * sizeof(floating))
+        offsets = <Py_ssize_t*>malloc((band_c * taps + TB) * sizeof(Py_ssize_t))
+        if band == NULL or go_t == NULL or acc == NULL or offsets == NULL:
+            failed_flag[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if band == NULL or go_t == NULL or acc == NULL or offsets == NULL:
+                continue
+            ob = item % n_oc_blocks
+            rg = item // n_oc_blocks % n_ranges
+            group = item // (n_oc_blocks * n_ranges)
+            c0 = rg * range_c
+            c1 = min(cin_g, c0 + range_c)
+            lanes = min(L, cout_g - ob * L)
+            fill_zero(acc, ((c1 - c0) * taps + TB) * L)
+            for unit in range(n_units):
+                n = unit // n_row_blocks
+                oh0 = unit % n_row_blocks * rows
+                rows_here = min(rows, g.out_h - oh0)
+                n_v = (rows_here - 1) * band_w + g.out_w
+                # go_t[v][l] = grad_out[n, channel ob * L + l of the group, oh0 + r, ow]
+                for r in range(rows_here):
+                    for ow in range(band_w if r < rows_here - 1 else g.out_w):
+                        dst = go_t + (r * band_w + ow) * L
+                        if ow >= g.out_w:
+                            fill_zero(dst, L)
+                            continue
+                        src = (grad_out + (n * g.out_channels + group * cout_g + ob * L) * plane
+                               + (oh0 + r) * g.out_w + ow)
+                        for l in range(lanes):
+                            dst[l] = src[l * plane]
+                        for l in range(lanes, L):
+                            dst[l] = 0
+                for sb in range(ceil_div(c1 - c0, band_c)):
+                    s0 = c0 + sb * band_c
+                    s1 = min(c1, s0 + band_c)
+                    load_band(x, g, n, group * cin_g + s0, s1 - s0, oh0 - g.pad_top,
+                              rows_here + (g.kernel_h - 1) * g.dilation_h, band_w, chan, band)
+                    n_tb = ceil_div((s1 - s0) * taps, TB)
+                    for t in range(n_tb * TB):  # taps past the band read its start
+                        offsets[t] = 0
+                        if t < (s1 - s0) * taps:
+                            offsets[t] = (t // taps * chan
+                                          + t % taps // g.kernel_w * g.dilation_h * band_w
+                                          + t % g.kernel_w * g.dilation_w)
+                    for tb in range(n_tb):
+                        tap_kernel(band, offsets + tb * TB, n_v, go_t,
+                                   acc + ((s0 - c0) * taps + tb * TB) * L)
+            for l in range(lanes):
+                o = group * cout_g + ob * L + l
+                for t in range((c1 - c0) * taps):
+                    grad_w[o * depth + c0 * taps + t] = acc[t * L + l]
+        cyconv_aligned_free(band)
+        cyconv_aligned_free(go_t)
+        cyconv_aligned_free(acc)
+        free(offsets)
     return -1 if failed else 0
 
 
@@ -1450,6 +1604,9 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         if use_planes(&g) and stride_h == 1 and stride_w == 1:
             status = weight_grad_planes(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
                                         &grad_w[0, 0, 0, 0], &g, num_threads)
+        elif use_grad_bands(&g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
+            status = weight_grad_bands(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
+                                       &grad_w[0, 0, 0, 0], &g, num_threads)
         else:
             status = weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
                                  &g, num_threads)

@@ -42,6 +42,10 @@ GRID = [
     (1, 40, 9, 9, 7, 1, 1, 0, 3, 1),
     # small planes with weights over 4 MiB: row bands take several images per item
     (5, 256, 6, 5, 512, 3, 1, 1, 1, 1),
+    # stride 1, >= 16 output channels per group, few (channel, tap) rows: the
+    # weight gradient reads bands (tall planes: several row blocks per image)
+    (2, 6, 11, 13, 40, (3, 2), 1, ((2, 0), (1, 1)), (2, 1), 2),
+    (1, 3, 70, 9, 16, 3, 1, 1, 1, 1),
 ]
 
 

@@ -1403,9 +1403,11 @@ cdef void pack_spread_block(const floating* weight, Py_ssize_t ld_o, Py_ssize_t 
 
 cdef void spread_rows(const floating* block, Py_ssize_t ldb, Py_ssize_t m0, Py_ssize_t m1,
                       const Geometry* g, floating* dx_image, Py_ssize_t h0, Py_ssize_t h1,
-                      const Py_ssize_t* segments, Py_ssize_t n_segments) noexcept nogil:
+                      const Py_ssize_t* segments, Py_ssize_t n_segments,
+                      const floating* bias) noexcept nogil:
     # dx_image[c, ih, iw] += block[m - m0, p] for the rows m = (c, i, j) of the
-    # group and the chunk positions p that reach a row ih in [h0, h1)
+    # group and the chunk positions p that reach a row ih in [h0, h1); with a
+    # bias (the group's), dx_image[c, ih, iw] = bias[c] + block[m - m0, p]
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t m, c, i, j, s, ih, iw0, lo, hi, q, sw = g.stride_w
     cdef const floating* src
@@ -1422,7 +1424,10 @@ cdef void spread_rows(const floating* block, Py_ssize_t ldb, Py_ssize_t m0, Py_s
             valid_columns(iw0, sw, g.in_w, segments[5 * s + 4], &lo, &hi)
             dst = dx_image + (c * g.in_h + ih) * g.in_w + iw0
             src = block + (m - m0) * ldb + segments[5 * s + 3]
-            if sw == 1:
+            if bias != NULL:
+                for q in range(lo, hi):
+                    dst[q] = src[q] + bias[c]
+            elif sw == 1:
                 for q in range(lo, hi):
                     dst[q] += src[q]
             else:
@@ -1447,6 +1452,10 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
                                 ceil_div(plane, P) * P)
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
     cdef Py_ssize_t base = g.batch * g.groups
+    # 1x1 with the same positions in and out (pointwise): every dx value gets
+    # one term, stored with the bias instead of added to it
+    cdef bint once = (taps == 1 and g.stride_h == 1 and g.stride_w == 1 and g.pad_top == 0
+                      and g.pad_left == 0 and g.in_h == g.out_h and g.in_w == g.out_w)
     cdef Py_ssize_t n_slices, slice_c, slice_blocks, n_row_slices, slice_h, n_items
     cdef Py_ssize_t item, pack, group, sl, blk, n, rs, h0, h1, c0, c1, m0, m1, k, k0, k1
     cdef Py_ssize_t oh0, oh1, q, n_pos, n_tiles, n_seg, tile, o, c, ih, iw, lanes
@@ -1502,11 +1511,12 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
             c0 = sl * slice_c
             c1 = min(cin_g, c0 + slice_c)
             dx_image = dx + (n * g.in_channels + group * cin_g) * g.in_h * g.in_w
-            for c in range(c0, c1):
-                for ih in range(h0, h1):
-                    dst = dx_image + (c * g.in_h + ih) * g.in_w
-                    for iw in range(g.in_w):
-                        dst[iw] = bias[group * cin_g + c]
+            if not once:
+                for c in range(c0, c1):
+                    for ih in range(h0, h1):
+                        dst = dx_image + (c * g.in_h + ih) * g.in_w
+                        for iw in range(g.in_w):
+                            dst[iw] = bias[group * cin_g + c]
             # the grad_output rows oh with oh * stride_h - pad_top + [0, reach] meeting [h0, h1)
             oh0 = h0 + g.pad_top - (g.kernel_h - 1) * g.dilation_h
             oh0 = 0 if oh0 <= 0 else ceil_div(oh0, g.stride_h)
@@ -1541,7 +1551,8 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
                         micro_kernel(go_tiles + tile * cout_g * P, cout_g, P,
                                      packed + ((group * n_slices + sl) * slice_blocks + blk) * cout_g * OB,
                                      block + tile * P, chunk)
-                    spread_rows(block, chunk, m0, m1, g, dx_image, h0, h1, segments, n_seg)
+                    spread_rows(block, chunk, m0, m1, g, dx_image, h0, h1, segments, n_seg,
+                                bias + group * cin_g if once else NULL)
         cyconv_aligned_free(go_tiles)
         cyconv_aligned_free(block)
         free(segments)

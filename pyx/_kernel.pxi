@@ -54,7 +54,8 @@ cdef enum:
     BAND_DEPTH = 576
     # position tiles per unit of the row-band kernel with wide rows, about
     WIDE_TILES = 16
-    # at most this many position tiles per item: weights are the larger operand
+    # position tiles that take the channel blocks in turn (a block's weights
+    # stay cached across them); at most this many, weights outweigh inputs
     FEW_TILES = 8
     # bytes of bands (and of accumulators) an item of several images holds,
     # and the weights (per group) that make it worth it
@@ -435,6 +436,18 @@ cdef void load_band(const floating* x, const Geometry* g, Py_ssize_t n, Py_ssize
         fill_zero(band + c * chan + band_rows * band_w, chan - band_rows * band_w)
 
 
+cdef void band_offsets(const Geometry* g, Py_ssize_t n_channels, Py_ssize_t chan,
+                       Py_ssize_t band_w, Py_ssize_t* offsets) noexcept nogil:
+    # offsets[(c * kh + i) * kw + j] = where tap (c, i, j) of a band's first
+    # position sits, for bands of chan values per channel and rows of band_w
+    cdef Py_ssize_t c, i, j
+    for c in range(n_channels):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
+                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
+
+
 cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
                              Py_ssize_t depth, Py_ssize_t stride,
                              const floating* w, floating* tile) noexcept nogil:
@@ -552,7 +565,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
-    cdef Py_ssize_t item, pack, c, i, j, group, n, oh0, rows_here
+    cdef Py_ssize_t item, pack, c, group, n, oh0, rows_here
     cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, n_tiles, sl, c0, nc
     cdef bint few_tiles
     cdef floating* packed
@@ -620,11 +633,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
         free(packed)
         free(offsets)
         return -1
-    for c in range(slice_c):
-        for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
-                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
+    band_offsets(g, slice_c, chan, band_w, offsets)
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
@@ -742,7 +751,7 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
     cdef Py_ssize_t n_row_blocks, band_rows, chan, pos_cap, n_oc_items, n_items
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // OB))
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads
-    cdef Py_ssize_t item, pack, c, i, j, group, n, oh0, rows_here, n_pos, n_tiles, ld
+    cdef Py_ssize_t item, pack, group, n, oh0, rows_here, n_pos, n_tiles, ld
     cdef Py_ssize_t oc_item, b, b0, b1, tile_i, o, oc, r, ow, sl, c0, nc
     cdef floating* packed
     cdef Py_ssize_t* offsets
@@ -771,11 +780,7 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
         free(packed)
         free(offsets)
         return -1
-    for c in range(slice_c):
-        for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
-                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
+    band_offsets(g, slice_c, chan, band_w, offsets)
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
@@ -1196,16 +1201,25 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
     range_c = ceil_div(cin_g, n_ranges)
     n_ranges = ceil_div(cin_g, range_c)
     n_items = g.groups * n_ranges * n_oc_blocks
+    # the taps of a band; a last, partial tap block also reads channels past
+    # the band's (their sums land past the range's taps and are never stored)
+    offsets = <Py_ssize_t*>malloc((band_c * taps + TB) * sizeof(Py_ssize_t))
+    if offsets == NULL:
+        return -1
+    band_offsets(g, band_c, chan, band_w, offsets)
+    for t in range(TB):
+        offsets[band_c * taps + t] = 0
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
         band = <floating*>cyconv_aligned_alloc(band_c * chan * sizeof(floating))
         go_t = <floating*>cyconv_aligned_alloc(n_v_cap * L * sizeof(floating))
         acc = <floating*>cyconv_aligned_alloc((range_c * taps + TB) * L * sizeof(floating))
-        offsets = <Py_ssize_t*>malloc((band_c * taps + TB) * sizeof(Py_ssize_t))
-        if band == NULL or go_t == NULL or acc == NULL or offsets == NULL:
+        if band == NULL or go_t == NULL or acc == NULL:
             failed_flag[0] = 1
+        else:
+            fill_zero(band, band_c * chan)  # what a partial tap block may read is defined
         for item in prange(n_items, schedule='static'):
-            if band == NULL or go_t == NULL or acc == NULL or offsets == NULL:
+            if band == NULL or go_t == NULL or acc == NULL:
                 continue
             ob = item % n_oc_blocks
             rg = item // n_oc_blocks % n_ranges
@@ -1238,12 +1252,6 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
                     load_band(x, g, n, group * cin_g + s0, s1 - s0, oh0 - g.pad_top,
                               rows_here + (g.kernel_h - 1) * g.dilation_h, band_w, chan, band)
                     n_tb = ceil_div((s1 - s0) * taps, TB)
-                    for t in range(n_tb * TB):  # taps past the band read its start
-                        offsets[t] = 0
-                        if t < (s1 - s0) * taps:
-                            offsets[t] = (t // taps * chan
-                                          + t % taps // g.kernel_w * g.dilation_h * band_w
-                                          + t % g.kernel_w * g.dilation_w)
                     for tb in range(n_tb):
                         tap_kernel(band, offsets + tb * TB, n_v, go_t,
                                    acc + ((s0 - c0) * taps + tb * TB) * L)
@@ -1254,7 +1262,7 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
         cyconv_aligned_free(band)
         cyconv_aligned_free(go_t)
         cyconv_aligned_free(acc)
-        free(offsets)
+    free(offsets)
     return -1 if failed else 0
 
 

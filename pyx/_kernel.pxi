@@ -449,26 +449,30 @@ cdef void band_offsets(const Geometry* g, Py_ssize_t n_channels, Py_ssize_t chan
 
 
 cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
-                             Py_ssize_t depth, Py_ssize_t stride,
+                             Py_ssize_t depth, const Py_ssize_t* positions, bint run,
                              const floating* w, floating* tile) noexcept nogil:
-    # tile[p][v] = sum_r w[r][v] * band[offsets[r] + p * stride] for
+    # tile[p][v] = sum_r w[r][v] * band[offsets[r] + positions[p]] for
     # BAND_POSITIONS positions x LANES output channels, in registers: per step
     # two weight vectors, one broadcast per position, 2 * BAND_POSITIONS FMAs.
     # One flat loop over r (offsets table): gcc schedules nested runtime
-    # loops around this block much worse.
+    # loops around this block much worse.  A run (positions[p] = positions[0]
+    # + p) reads at constant offsets from one address; other tiles keep a
+    # pointer per position in a register (one more register each).
     cdef floating acc[CYCONV_BAND_POSITIONS][CYCONV_BAND_LANES_F32]
+    cdef const floating* xp[CYCONV_BAND_POSITIONS]
     cdef floating xv
     cdef const floating* xr
     cdef const floating* wr
-    cdef Py_ssize_t r
+    cdef Py_ssize_t r, o
     cdef int p, v
     cdef int L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     for p in range(CYCONV_BAND_POSITIONS):
+        xp[p] = band + positions[p]
         for v in range(L):
             acc[p][v] = 0
-    if stride == 1:  # constant offsets: one address per broadcast, no stepping
+    if run:
         for r in range(depth):
-            xr = band + offsets[r]
+            xr = xp[0] + offsets[r]
             wr = w + r * L
             for p in range(CYCONV_BAND_POSITIONS):
                 xv = xr[p]
@@ -476,10 +480,10 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
                     acc[p][v] += xv * wr[v]
     else:
         for r in range(depth):
-            xr = band + offsets[r]
+            o = offsets[r]
             wr = w + r * L
             for p in range(CYCONV_BAND_POSITIONS):
-                xv = xr[p * stride]
+                xv = xp[p][o]
                 for v in range(L):
                     acc[p][v] += xv * wr[v]
     for p in range(CYCONV_BAND_POSITIONS):
@@ -498,39 +502,50 @@ cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
 
 cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
                            Py_ssize_t group, Py_ssize_t oh0, Py_ssize_t rows_here,
-                           Py_ssize_t row_v, Py_ssize_t n_tiles, Py_ssize_t b0, Py_ssize_t b1,
+                           Py_ssize_t n_tiles, Py_ssize_t b0, Py_ssize_t b1,
                            const floating* bias, floating* out) noexcept nogil:
-    # out[n, channel block b, row oh0 + r, ow] = bias + acc[b - b0][tile][position
-    # r * row_v + ow][lane], for the positions that are outputs
+    # out[n, channel block b, row oh0 + v // out_w, column v % out_w] = bias +
+    # acc[b - b0][tile][position v][lane], for the unit's rows_here rows
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t plane = g.out_h * g.out_w
-    cdef Py_ssize_t n_pos = (rows_here - 1) * row_v + g.out_w
-    cdef Py_ssize_t b, q, oc, r, ow, v
+    cdef Py_ssize_t n_pos = rows_here * g.out_w
+    cdef Py_ssize_t b, q, v, oc0, n_lanes
     cdef const floating* src
     cdef floating* dst
     for b in range(b0, b1):
+        oc0 = group * cout_g + b * L
+        n_lanes = min(L, cout_g - b * L)
+        src = acc + (b - b0) * n_tiles * CYCONV_BAND_POSITIONS * L
+        dst = out + (n * g.out_channels + oc0) * plane + oh0 * g.out_w
         if plane * sizeof(floating) % 2048 == 0:
             # planes of 2 KiB multiples (32 x 32 floats...): stored a position
             # at a time, the L channels' stores would land in one or two L1
-            # sets and evict each other; a row at a time
-            for q in range(min(L, cout_g - b * L)):
-                oc = group * cout_g + b * L + q
-                src = acc + (b - b0) * n_tiles * CYCONV_BAND_POSITIONS * L + q
-                for r in range(rows_here):
-                    dst = out + (n * g.out_channels + oc) * plane + (oh0 + r) * g.out_w
-                    for ow in range(g.out_w):
-                        dst[ow] = src[(r * row_v + ow) * L] + bias[oc]
-            continue
-        for v in range(n_pos):
-            r = v // row_v
-            ow = v - r * row_v
-            if ow >= g.out_w:
-                continue
-            dst = out + (n * g.out_channels + group * cout_g + b * L) * plane + (oh0 + r) * g.out_w + ow
-            src = acc + ((b - b0) * n_tiles * CYCONV_BAND_POSITIONS + v) * L
-            for q in range(min(L, cout_g - b * L)):
-                dst[q * plane] = src[q] + bias[group * cout_g + b * L + q]
+            # sets and evict each other; a channel at a time
+            for q in range(n_lanes):
+                for v in range(n_pos):
+                    dst[q * plane + v] = src[v * L + q] + bias[oc0 + q]
+        else:
+            for v in range(n_pos):
+                for q in range(n_lanes):
+                    dst[q * plane + v] = src[v * L + q] + bias[oc0 + q]
+
+
+cdef Py_ssize_t unit_rows(const Geometry* g, Py_ssize_t most) noexcept nogil:
+    # Rows per unit of the row-band kernel, from most down to half of it: the
+    # fewest tiles per image (the last tile of a unit is partly wasted), the
+    # most rows among equals; units of an image have equal rows but the last
+    cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
+    cdef Py_ssize_t r, rows, n_blocks, tiles, best = most, fewest = -1
+    for r in range(most, (most - 1) // 2, -1):
+        rows = ceil_div(g.out_h, ceil_div(g.out_h, r))
+        n_blocks = ceil_div(g.out_h, rows)
+        tiles = ((n_blocks - 1) * ceil_div(rows * g.out_w, Q)
+                 + ceil_div((g.out_h - (n_blocks - 1) * rows) * g.out_w, Q))
+        if fewest < 0 or tiles < fewest:
+            fewest = tiles
+            best = rows
+    return best
 
 
 cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
@@ -539,16 +554,14 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # a work item is a unit (or several, see below) and a slice of output
     # channels.  For each slice of input channels the thread copies the input
     # rows a unit needs into a zero-padded band (band_rows x band_w per
-    # channel, then a zero tail), and the band kernel broadcasts inputs
-    # straight from it against vectors of LANES output channels (weights
-    # packed [group][block][C_in/groups * kh * kw][LANES]); tiles add into the
-    # item's accumulator, stored with the bias at the end.  Rows at least four
-    # tiles wide: positions are numbered v = r * row_v + ow (r: row in the
-    # block, row_v: the row's whole tiles), a tile of row r starts at band row
-    # r * stride_h.  Narrower rows (stride 1): v = r * band_w + ow, so tap
-    # (c, i, j) of position v sits at band[c * chan + i * dh * band_w + j * dw
-    # + v]; the v whose ow >= out_w fall in the padding columns: computed, not
-    # stored.
+    # channel), and the band kernel broadcasts inputs straight from it against
+    # vectors of LANES output channels (weights packed [group][block][C_in /
+    # groups * kh * kw][LANES]); tiles add into the item's accumulator, stored
+    # with the bias at the end.  A unit's output positions v = r * out_w + ow
+    # run through its rows without gaps, so tiles of BAND_POSITIONS positions
+    # span row ends; tap (c, i, j) of position v sits at band[c * chan + i * dh
+    # * band_w + j * dw + positions[v]], positions[v] = r * stride_h * band_w +
+    # ow * stride_w (the positions past the unit's last repeat it).
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -556,20 +569,20 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, L)
-    cdef Py_ssize_t reach_w = (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t band_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
     # input channels per band: a tile's inputs (one line per reduction step)
     # stay in L1 across the channel blocks
     cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
-    cdef Py_ssize_t rows, band_w, band_rows, chan, n_row_blocks, pos_cap, tiles_cap
-    cdef Py_ssize_t row_v, row_tiles, row_step
+    cdef Py_ssize_t rows, band_rows, chan, n_row_blocks, pos_cap, tiles_cap, v
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
     cdef Py_ssize_t item, pack, c, group, n, oh0, rows_here
-    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, n_tiles, sl, c0, nc
-    cdef bint few_tiles
+    cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, group_tiles, n_tiles, sl, c0, nc
     cdef floating* packed
     cdef Py_ssize_t* offsets
+    cdef Py_ssize_t* positions
+    cdef bint* runs  # per tile: positions one after the other
     cdef floating* band
     cdef floating* tile
     cdef floating* acc
@@ -577,37 +590,22 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef int failed = 0
     cdef int* failed_flag = &failed
     slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
-    if g.out_w >= 4 * Q:
-        # wide rows, whole tiles each; the band covers them; rows enough for
-        # about WIDE_TILES tiles per unit (the band rows a unit shares with
-        # the next are loaded twice)
-        row_tiles = ceil_div(g.out_w, Q)
-        row_v = row_tiles * Q
-        band_w = (row_v - 1) * g.stride_w + reach_w + 1
-        rows = min(g.out_h, ceil_div(WIDE_TILES, row_tiles))
-        row_step = g.stride_h * band_w
-    else:
-        # stride 1: rows of the padded width, about 8 tiles of positions per unit
-        band_w = g.out_w + reach_w
-        row_v = band_w
-        rows = min(g.out_h, ceil_div(8 * Q, band_w))
-    rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
+    # rows enough for about WIDE_TILES tiles per unit on wide rows (the band
+    # rows a unit shares with the next are loaded twice), FEW_TILES on
+    # narrow ones
+    rows = unit_rows(g, min(g.out_h, ceil_div((WIDE_TILES if g.out_w >= 4 * Q else FEW_TILES) * Q,
+                                              g.out_w)))
     n_row_blocks = ceil_div(g.out_h, rows)
     n_units = g.batch * n_row_blocks
     band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
-    chan = band_rows * band_w + Q * g.stride_w + reach_w  # + zeros the last tile may read
-    pos_cap = ceil_div((rows - 1) * row_v + g.out_w, Q) * Q
-    tiles_cap = pos_cap // Q
-    if g.out_w < 4 * Q:
-        row_tiles = tiles_cap  # one run of tiles through the rows
-        row_step = 0
+    chan = band_rows * band_w
+    tiles_cap = ceil_div(rows * g.out_w, Q)
+    pos_cap = tiles_cap * Q
     # few tiles (small planes): the weights outweigh the inputs, so a channel
-    # block's weights stay cached across the tiles; otherwise a tile's inputs
-    # stay cached across the blocks
-    few_tiles = tiles_cap <= FEW_TILES
-    if few_tiles and depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES:
-        # and weights far larger than L2 stream from memory once per item: an
-        # item takes several units (their bands within BAND_BYTES) and fewer channels
+    # block's weights stay cached across the tiles; and weights far larger
+    # than L2 stream from memory once per item: an item takes several units
+    # (their bands within BAND_BYTES) and fewer channels
+    if tiles_cap <= 2 * FEW_TILES and depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES:
         units = max(1, min(n_units, BAND_BYTES // (slice_c * chan * <Py_ssize_t>sizeof(floating))))
         blocks_per_item = max(1, min(blocks_per_item,
                                      BAND_BYTES // (units * pos_cap * L * <Py_ssize_t>sizeof(floating))))
@@ -629,11 +627,22 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
 
     packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
-    if packed == NULL or offsets == NULL:
+    positions = <Py_ssize_t*>malloc(pos_cap * sizeof(Py_ssize_t))
+    runs = <bint*>malloc(tiles_cap * sizeof(bint))
+    if packed == NULL or offsets == NULL or positions == NULL or runs == NULL:
         free(packed)
         free(offsets)
+        free(positions)
+        free(runs)
         return -1
     band_offsets(g, slice_c, chan, band_w, offsets)
+    for v in range(pos_cap):
+        k = min(v, rows * g.out_w - 1)
+        positions[v] = k // g.out_w * g.stride_h * band_w + k % g.out_w * g.stride_w
+    for k in range(tiles_cap):
+        runs[k] = True
+        for v in range(k * Q + 1, k * Q + Q):
+            runs[k] = runs[k] and positions[v] == positions[v - 1] + 1
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
         for pack in prange(g.groups * n_blocks, schedule='static'):
@@ -664,12 +673,13 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                               oh0 * g.stride_h - g.pad_top,
                               (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
                               band_w, chan, band + u * slice_c * chan)
-                # groups of FEW_TILES tiles (of one or more units) take the
-                # channel blocks in turn: a block's weights stay cached across
+                # groups of up to FEW_TILES tiles (of one or more units; groups
+                # of equal size) take the channel blocks in turn: a block's weights stay cached across
                 # the group's tiles, the group's inputs across the blocks
-                for kg in range(ceil_div(u_here * tiles_cap, FEW_TILES)):
-                    k0 = kg * FEW_TILES
-                    k1 = min(k0 + FEW_TILES, u_here * tiles_cap)
+                group_tiles = ceil_div(u_here * tiles_cap, ceil_div(u_here * tiles_cap, FEW_TILES))
+                for kg in range(ceil_div(u_here * tiles_cap, group_tiles)):
+                    k0 = kg * group_tiles
+                    k1 = min(k0 + group_tiles, u_here * tiles_cap)
                     for b in range(b0, b1):
                         u = -1
                         for k in range(k0, k1):
@@ -677,13 +687,12 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                                 u = k // tiles_cap
                                 # the last row block may have fewer tiles
                                 rows_here = min(rows, g.out_h - (u0 + u) % n_row_blocks * rows)
-                                n_tiles = ceil_div((rows_here - 1) * row_v + g.out_w, Q)
+                                n_tiles = ceil_div(rows_here * g.out_w, Q)
                             tile_i = k - u * tiles_cap
                             if tile_i >= n_tiles:
                                 continue
-                            band_kernel(band + u * slice_c * chan + tile_i // row_tiles * row_step
-                                        + tile_i % row_tiles * Q * g.stride_w, offsets,
-                                        nc * taps, g.stride_w,
+                            band_kernel(band + u * slice_c * chan, offsets, nc * taps,
+                                        positions + tile_i * Q, runs[tile_i],
                                         packed + ((group * n_blocks + b) * depth + c0 * taps) * L,
                                         tile)
                             dst = acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L
@@ -693,12 +702,14 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                 n = (u0 + u) // n_row_blocks
                 oh0 = (u0 + u) % n_row_blocks * rows
                 store_band_tiles(acc + u * acc_unit, g, n, group, oh0, min(rows, g.out_h - oh0),
-                                 row_v, tiles_cap, b0, b1, bias, out)
+                                 tiles_cap, b0, b1, bias, out)
         cyconv_aligned_free(band)
         cyconv_aligned_free(tile)
         cyconv_aligned_free(acc)
     free(packed)
     free(offsets)
+    free(positions)
+    free(runs)
     return -1 if failed else 0
 
 

@@ -492,12 +492,10 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
 
 
 cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
-    # Enough output channels per group to fill the vector lanes; rows at least
-    # four position tiles wide, or stride 1, where several narrow rows share
-    # one band; not 1x1 kernels (the gathered path reads those in place).
+    # Enough output channels per group to fill the vector lanes; not 1x1
+    # kernels (pointwise or gathered paths read those in place).
     return (g.out_channels // g.groups >= lanes
-            and g.kernel_h * g.kernel_w > 1
-            and (g.out_w >= 4 * CYCONV_BAND_POSITIONS or (g.stride_h == 1 and g.stride_w == 1)))
+            and g.kernel_h * g.kernel_w > 1)
 
 
 cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,

@@ -25,8 +25,10 @@ GRID = [
     (1, 4, 3, 3, 2, 3, 1, 5, 1, 1),                   # padding larger than the input
     (2, 2, 1, 1, 3, 1, 1, 0, 1, 1),                   # 1x1 plane
     (1, 6, 20, 3, 4, (5, 1), (3, 1), (1, 0), (2, 1), 2),
-    # wide output rows and >= 16 channels per group: the row-band kernel
+    # >= 16 output channels per group: the row-band kernel (register tiles
+    # span row ends, for any stride)
     (2, 5, 9, 30, 20, 3, 1, 1, 1, 1),
+    (2, 7, 13, 11, 20, 3, (2, 3), ((1, 2), (0, 1)), (1, 2), 1),
     (1, 4, 8, 61, 32, (2, 3), (1, 2), ((1, 0), (2, 1)), (1, 2), 2),
     (1, 3, 12, 50, 40, 5, 1, "same", 1, 1),
     # stride 1, 5 to 15 output channels per group: the narrow band kernel
@@ -42,6 +44,7 @@ GRID = [
     (1, 40, 9, 9, 7, 1, 1, 0, 3, 1),
     # small planes with weights over 4 MiB: row bands take several images per item
     (5, 256, 6, 5, 512, 3, 1, 1, 1, 1),
+    (3, 256, 9, 9, 512, 3, 2, 1, 1, 1),
     # stride 1, >= 16 output channels per group, few (channel, tap) rows: the
     # weight gradient reads bands (tall planes: several row blocks per image)
     (2, 6, 11, 13, 40, (3, 2), 1, ((2, 0), (1, 1)), (2, 1), 2),

@@ -5,6 +5,7 @@ exception (naming the parameter, what was expected and what was given) or
 returns a `Conv2dCall`: contiguous typed operands and fully resolved
 parameters, which the compiled kernel trusts without checking again.
 """
+import math
 import numbers
 import operator
 from dataclasses import dataclass
@@ -43,9 +44,11 @@ def _shape(a):
 
 def as_int(value, name, minimum=None):
     """An int (not bool, not float) >= minimum, or TypeError/ValueError naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, but got {value!r} of type {type(value).__name__}")
-    value = operator.index(value)
+    if type(value) is not int:  # plain ints skip the slower abstract checks
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an int, but got {value!r} "
+                            f"of type {type(value).__name__}")
+        value = operator.index(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, but got {value}")
     return value
@@ -190,7 +193,7 @@ def resolve_geometry(input_shape, weight_shape, stride, padding, dilation, group
                              f"weight of shape {shown_w}, padding={pads}, dilation={dilation}")
         out_hw.append(conv_output_size(size, p, k, s, d))
     out_shape = (n, c_out, out_hw[0], out_hw[1])
-    if np.prod(out_shape, dtype=object) > _MAX_ELEMENTS:
+    if math.prod(out_shape) > _MAX_ELEMENTS:
         raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
     return stride, pads, dilation, groups, out_shape
 
@@ -382,7 +385,7 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
         out_hw.append(size)
     c_out = c_out_g * groups
     out_shape = (n, c_out, out_hw[0], out_hw[1])
-    if np.prod(out_shape, dtype=object) > _MAX_ELEMENTS:
+    if math.prod(out_shape) > _MAX_ELEMENTS:
         raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
     compute = _COMPUTE_DTYPE[dtype]
     return Conv2dCall(

@@ -32,6 +32,8 @@ cdef extern from "cyconv_platform.h" nogil:
         CYCONV_BAND_POSITIONS
         CYCONV_BAND_LANES_F32
         CYCONV_BAND_LANES_F64
+        CYCONV_PLANE_CHUNK_F32
+        CYCONV_PLANE_CHUNK_F64
         CYCONV_OPENMP
     int omp_get_max_threads()
     int omp_get_num_threads()
@@ -134,14 +136,24 @@ cdef inline void fill_zero(floating* dst, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline void copy_run(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t q
-    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
-    if n == P:  # a full tile row: a fixed trip count makes it two vector moves
-        for q in range(P):
-            dst[q] = src[q]
-    else:
+    # runs of at least a vector: whole vectors (a fixed trip count makes each
+    # one vector move), the last one ending at n and overlapping the one
+    # before; gcc's loop for any n spends more on its checks and tails
+    cdef Py_ssize_t q, k
+    cdef int V = CYCONV_VECTOR_BYTES // sizeof(floating)
+    if n < V:
         for q in range(n):
             dst[q] = src[q]
+        return
+    q = 0
+    while True:
+        if q > n - V:
+            q = n - V
+        for k in range(V):
+            dst[q + k] = src[q + k]
+        q += V
+        if q >= n:
+            break
 
 
 cdef void gather(const floating* x, const Geometry* g, Py_ssize_t group,
@@ -275,6 +287,18 @@ cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads
     return t
 
 
+cdef void band_offsets(const Geometry* g, Py_ssize_t n_channels, Py_ssize_t chan,
+                       Py_ssize_t band_w, Py_ssize_t* offsets) noexcept nogil:
+    # offsets[(c * kh + i) * kw + j] = where tap (c, i, j) of a band's first
+    # position sits, for bands of chan values per channel and rows of band_w
+    cdef Py_ssize_t c, i, j
+    for c in range(n_channels):
+        for i in range(g.kernel_h):
+            for j in range(g.kernel_w):
+                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
+                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
+
+
 cdef inline bint use_planes(const Geometry* g) noexcept nogil:
     # depthwise-like: few input channels per group and output channels too
     # few to amortise a gather over; or output channels so few (the input
@@ -285,68 +309,47 @@ cdef inline bint use_planes(const Geometry* g) noexcept nogil:
             or (cout_g <= 3 and (g.stride_h > 1 or g.stride_w > 1)))
 
 
-cdef void axpy(floating* y, const floating* x, floating a, Py_ssize_t n) noexcept nogil:
-    # y += a * x; kept out of line so gcc vectorises it with its own alias check
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] += a * x[i]
-
-
-cdef void axpy3(floating* y, const floating* x, const floating* a, Py_ssize_t step,
-                Py_ssize_t n) noexcept nogil:
-    # y += a[0] * x + a[1] * x[step:] + a[2] * x[2 * step:]: three taps of a
-    # kernel row per pass over y (a load and a store of y per three products)
-    cdef Py_ssize_t i
-    cdef floating a0 = a[0], a1 = a[1], a2 = a[2]
-    for i in range(n):
-        y[i] += a0 * x[i] + a1 * x[i + step] + a2 * x[i + 2 * step]
-
-
-cdef void pad_plane(const floating* src, const Geometry* g, floating* padded) noexcept nogil:
+cdef void pad_plane(const floating* src, const Geometry* g, floating* padded,
+                    bint zeros_kept) noexcept nogil:
     # padded (out_h + (kh - 1) * dh rows of out_w + (kw - 1) * dw): the input
-    # plane src as a stride-1 convolution sees it, zero padding included
+    # plane src as a stride-1 convolution sees it, zero padding included (or,
+    # with zeros_kept, left as an earlier call of the same geometry wrote it)
     cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
     cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
     cdef Py_ssize_t r, ih, lo, hi
+    valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
     for r in range(ph):
         ih = r - g.pad_top
         if ih < 0 or ih >= g.in_h:
-            fill_zero(padded + r * pw, pw)
+            if not zeros_kept:
+                fill_zero(padded + r * pw, pw)
             continue
-        valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
-        fill_zero(padded + r * pw, lo)
+        if not zeros_kept:
+            fill_zero(padded + r * pw, lo)
+            fill_zero(padded + r * pw + hi, pw - hi)
         copy_run(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left, hi - lo)
-        fill_zero(padded + r * pw + hi, pw - hi)
 
 
-cdef void flat_plane(const floating* x, const floating* weight, floating bias,
-                     floating* out, const Geometry* g, Py_ssize_t n, Py_ssize_t oc,
-                     floating* padded, floating* acc) noexcept nogil:
-    # Stride 1: on a zero-padded plane of row length pw, output (oh, ow) sits at
-    # flat index oh * pw + ow and each tap (i, j) is a constant shift, so a tap
-    # is one long contiguous axpy over the whole plane (the columns past out_w
-    # are computed and dropped).
-    cdef Py_ssize_t cin_g = g.in_channels // g.groups
-    cdef Py_ssize_t group = oc // (g.out_channels // g.groups)
-    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
-    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
-    cdef Py_ssize_t length = (g.out_h - 1) * pw + g.out_w
-    cdef Py_ssize_t c, i, j, r, p
-    cdef const floating* w_row
-    for p in range(length):
-        acc[p] = bias
-    for c in range(cin_g):
-        pad_plane(x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w, g, padded)
-        for i in range(g.kernel_h):
-            w_row = weight + ((oc * cin_g + c) * g.kernel_h + i) * g.kernel_w
-            for j in range(0, g.kernel_w - 2, 3):
-                axpy3(acc, padded + i * g.dilation_h * pw + j * g.dilation_w, w_row + j,
-                      g.dilation_w, length)
-            for j in range(g.kernel_w - g.kernel_w % 3, g.kernel_w):
-                axpy(acc, padded + i * g.dilation_h * pw + j * g.dilation_w, w_row[j], length)
-    for r in range(g.out_h):
-        copy_run(out + ((n * g.out_channels + oc) * g.out_h + r) * g.out_w, acc + r * pw,
-                 g.out_w)
+cdef inline void plane_chunk(const floating* src, const Py_ssize_t* offsets, Py_ssize_t depth,
+                             const floating* w, floating* dst) noexcept nogil:
+    # dst[p] = sum_r w[r] * src[offsets[r] + p] for one chunk of PLANE_CHUNK
+    # flat positions, accumulated in registers (eight vectors: enough
+    # independent FMA chains to cover their latency)
+    cdef floating acc[CYCONV_PLANE_CHUNK_F32]
+    cdef const floating* xr
+    cdef floating wr
+    cdef Py_ssize_t r
+    cdef int p
+    cdef int C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
+    for p in range(C):
+        acc[p] = 0
+    for r in range(depth):
+        xr = src + offsets[r]
+        wr = w[r]
+        for p in range(C):
+            acc[p] += wr * xr[p]
+    for p in range(C):
+        dst[p] = acc[p]
 
 
 cdef void strided_rows(const floating* x, const floating* weight, floating bias,
@@ -381,34 +384,74 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
                         floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # For few channels per group (depthwise, single-channel inputs) the
     # register-blocked kernel would fill its lanes mostly with padding and
-    # spend its time gathering: work plane by plane instead.
+    # spend its time gathering: work plane by plane instead.  Stride 1: the
+    # group's input planes are zero-padded (ph x pw each, one after another);
+    # output (oh, ow) sits at flat index oh * pw + ow and tap (c, i, j) is
+    # the constant shift offsets[(c * kh + i) * kw + j], so the flat index
+    # runs in chunks through all taps in registers (the columns past out_w
+    # are computed and dropped).  Consecutive planes of a thread share the
+    # padded input while they are in one group of one image.
     cdef Py_ssize_t planes = g.batch * g.out_channels
     cdef bint flat = g.stride_h == 1 and g.stride_w == 1
+    cdef Py_ssize_t C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t depth = cin_g * g.kernel_h * g.kernel_w
     cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
     cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
-    cdef Py_ssize_t plane
+    cdef Py_ssize_t n_chunks = ceil_div((g.out_h - 1) * pw + g.out_w, C)
+    cdef Py_ssize_t plane, n, oc, c, k, r, q
+    cdef Py_ssize_t* offsets = NULL
+    cdef Py_ssize_t* padded_for  # per thread: the (image, group) in padded
     cdef floating* padded
     cdef floating* acc
+    cdef floating* dst
+    cdef const floating* src
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    if flat:
+        offsets = <Py_ssize_t*>malloc(depth * sizeof(Py_ssize_t))
+        if offsets == NULL:
+            return -1
+        band_offsets(g, cin_g, ph * pw, pw, offsets)
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, planes))
     with parallel(num_threads=n_threads):
         padded = NULL  # thread-private: set here, not before the block
         acc = NULL
+        padded_for = NULL
         if flat:
-            padded = <floating*>cyconv_aligned_alloc(ph * pw * sizeof(floating))
-            acc = <floating*>cyconv_aligned_alloc(ph * pw * sizeof(floating))
-            if padded == NULL or acc == NULL:
+            # the last chunk reads up to C - 1 values past the last plane
+            padded = <floating*>cyconv_aligned_alloc((cin_g * ph * pw + C) * sizeof(floating))
+            acc = <floating*>cyconv_aligned_alloc(n_chunks * C * sizeof(floating))
+            padded_for = <Py_ssize_t*>malloc(sizeof(Py_ssize_t))
+            if padded == NULL or acc == NULL or padded_for == NULL:
                 failed_flag[0] = 1
+            else:  # the zeros (padding and tail) once; pad_plane keeps them
+                fill_zero(padded, cin_g * ph * pw + C)
+                padded_for[0] = -1
         for plane in prange(planes, schedule='static'):
+            n = plane // g.out_channels
+            oc = plane % g.out_channels
             if not flat:
-                strided_rows(x, weight, bias[plane % g.out_channels], out, g,
-                             plane // g.out_channels, plane % g.out_channels)
-            elif padded != NULL and acc != NULL:
-                flat_plane(x, weight, bias[plane % g.out_channels], out, g,
-                           plane // g.out_channels, plane % g.out_channels, padded, acc)
+                strided_rows(x, weight, bias[oc], out, g, n, oc)
+                continue
+            if padded == NULL or acc == NULL or padded_for == NULL:
+                continue
+            if padded_for[0] != n * g.groups + oc // cout_g:
+                padded_for[0] = n * g.groups + oc // cout_g
+                src = x + (n * g.in_channels + oc // cout_g * cin_g) * g.in_h * g.in_w
+                for c in range(cin_g):
+                    pad_plane(src + c * g.in_h * g.in_w, g, padded + c * ph * pw, True)
+            for k in range(n_chunks):
+                plane_chunk(padded + k * C, offsets, depth, weight + oc * depth, acc + k * C)
+            for r in range(g.out_h):
+                dst = out + (plane * g.out_h + r) * g.out_w
+                for q in range(g.out_w):
+                    dst[q] = acc[r * pw + q] + bias[oc]
         cyconv_aligned_free(padded)
         cyconv_aligned_free(acc)
+        free(padded_for)
+    free(offsets)
     return -1 if failed else 0
 
 
@@ -434,18 +477,6 @@ cdef void load_band(const floating* x, const Geometry* g, Py_ssize_t n, Py_ssize
             copy_run(dst + lo, row + lo - g.pad_left, hi - lo)
             fill_zero(dst + hi, band_w - hi)
         fill_zero(band + c * chan + band_rows * band_w, chan - band_rows * band_w)
-
-
-cdef void band_offsets(const Geometry* g, Py_ssize_t n_channels, Py_ssize_t chan,
-                       Py_ssize_t band_w, Py_ssize_t* offsets) noexcept nogil:
-    # offsets[(c * kh + i) * kw + j] = where tap (c, i, j) of a band's first
-    # position sits, for bands of chan values per channel and rows of band_w
-    cdef Py_ssize_t c, i, j
-    for c in range(n_channels):
-        for i in range(g.kernel_h):
-            for j in range(g.kernel_w):
-                offsets[(c * g.kernel_h + i) * g.kernel_w + j] = (
-                    c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
 
 
 cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
@@ -1313,7 +1344,7 @@ cdef void dot4(const floating* a, const floating* b, const Py_ssize_t* shifts,
 cdef int weight_grad_planes(const floating* x, const floating* grad_out, floating* grad_w,
                             const Geometry* g, int n_threads) noexcept nogil:
     # Stride 1, few channels per group (depthwise-like): the matrix product
-    # would pad its register tiles mostly with zeros.  As in flat_plane, on a
+    # would pad its register tiles mostly with zeros.  As in forward_planes, on a
     # zero-padded input plane of row length pw each tap is a constant shift,
     # so with grad_output laid out at row length pw (zeros past out_w) the
     # gradient of tap (i, j) is one long dot product.  A work item is one
@@ -1354,7 +1385,7 @@ cdef int weight_grad_planes(const floating* x, const floating* grad_out, floatin
                     fill_zero(spread + r * pw + g.out_w, pw - g.out_w)
                 for c in range(cin_g):
                     pad_plane(x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w,
-                              g, padded)
+                              g, padded, n > 0 or c > 0)
                     for t0 in range(0, taps, 4):
                         for k in range(4):  # the last group repeats its last tap
                             t = min(t0 + k, taps - 1)

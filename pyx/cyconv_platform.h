@@ -27,6 +27,10 @@
 #define CYCONV_BAND_LANES_F32 (2 * CYCONV_VECTOR_BYTES / 4)
 #define CYCONV_BAND_LANES_F64 (2 * CYCONV_VECTOR_BYTES / 8)
 
+/* The plane kernel's chunk of flat positions: eight vectors of accumulators. */
+#define CYCONV_PLANE_CHUNK_F32 (8 * CYCONV_VECTOR_BYTES / 4)
+#define CYCONV_PLANE_CHUNK_F64 (8 * CYCONV_VECTOR_BYTES / 8)
+
 /* OpenMP is optional: without it the kernels run serially. */
 #ifdef _OPENMP
 #  include <omp.h>

@@ -5,9 +5,9 @@
 #
 # Paths, chosen per call in forward(): the plane kernel for depthwise and
 # other few-channel groups; the row-band kernel for enough output channels per
-# group; the narrow-band kernel for stride 1 with fewer; 1x1 layers as the
-# matrix product of spread() (which also computes input gradients); and, for
-# everything else, the gathered kernel described here.
+# group; the narrow-band kernel for stride 1 with fewer; unpadded stride-1
+# 1x1 layers as a matrix product on packed tiles of x; and, for everything
+# else, the gathered kernel described here.
 #
 # Gathered kernel: direct convolution as a blocked matrix product without an
 # im2col buffer.  Output positions are flattened over (image, row, column) and cut into
@@ -1618,14 +1618,98 @@ cdef inline bint use_pointwise(const Geometry* g) noexcept nogil:
 
 cdef int forward_pointwise(const floating* x, const floating* weight, const floating* bias,
                            floating* out, const Geometry* g, int n_threads) noexcept nogil:
-    # A 1x1 convolution is a matrix product out = W x per image, and so is the
-    # input gradient of one with the roles swapped: spread computes it from
-    # packed tiles of x (the gathered kernel would read x in place, rows a
-    # plane apart, or gather it).
-    cdef Geometry t = g[0]
-    t.in_channels, t.in_h, t.in_w = g.out_channels, g.out_h, g.out_w
-    t.out_channels, t.out_h, t.out_w = g.in_channels, g.in_h, g.in_w
-    return spread(x, weight, 1, g.in_channels // g.groups, bias, out, &t, n_threads)
+    # A 1x1 convolution (stride 1, no padding) is the matrix product out = W x
+    # per image and group.  A work item is a chunk of positions of one image
+    # and group and a run of output-channel blocks: it packs the chunk of x as
+    # tiles [tile][channel][P] (read in place, its rows a plane apart, each
+    # step would touch a new cache line), then the micro-kernel adds each
+    # block's products onto the bias, straight in out; a partial tile or
+    # channel block goes through a small buffer.
+    cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t OB = CYCONV_OC_BLOCK
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
+    # positions per chunk: its tiles of x stay in L2 while the blocks take them
+    cdef Py_ssize_t chunk = min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // cin_g // P * P),
+                                ceil_div(plane, P) * P)
+    cdef Py_ssize_t n_chunks = ceil_div(plane, chunk)
+    cdef Py_ssize_t base, n_oc_items, blocks_per_item
+    cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
+    cdef Py_ssize_t n_items, item, pack, n, group, q, n_pos, n_tiles, tile, lanes, c, o, p
+    cdef Py_ssize_t b, b0, b1, oc0, valid, ld
+    cdef floating bv
+    cdef floating* packed
+    cdef floating* x_tiles
+    cdef floating* edge
+    cdef floating* dst
+    cdef const floating* src
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    chunk = ceil_div(ceil_div(plane, n_chunks), P) * P  # chunks of about equal size
+    n_chunks = ceil_div(plane, chunk)
+    base = g.batch * g.groups * n_chunks
+    # split the output channels while the items are too few
+    n_oc_items = min(n_blocks, ceil_div(wanted, base))
+    blocks_per_item = ceil_div(n_blocks, n_oc_items)
+    n_oc_items = ceil_div(n_blocks, blocks_per_item)
+    n_items = base * n_oc_items
+    packed = <floating*>malloc(g.groups * n_blocks * cin_g * OB * sizeof(floating))
+    if packed == NULL:
+        return -1
+    n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
+    with parallel(num_threads=n_threads):
+        for pack in prange(g.groups * n_blocks, schedule='static'):
+            pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, packed)
+        x_tiles = <floating*>cyconv_aligned_alloc(chunk * cin_g * sizeof(floating))
+        edge = <floating*>cyconv_aligned_alloc(OB * P * sizeof(floating))
+        if x_tiles == NULL or edge == NULL:
+            failed_flag[0] = 1
+        for item in prange(n_items, schedule='static'):
+            if x_tiles == NULL or edge == NULL:
+                continue
+            b0 = item % n_oc_items * blocks_per_item
+            b1 = min(n_blocks, b0 + blocks_per_item)
+            q = item // n_oc_items % n_chunks * chunk
+            group = item // (n_oc_items * n_chunks) % g.groups
+            n = item // (n_oc_items * n_chunks * g.groups)
+            n_pos = min(chunk, plane - q)
+            n_tiles = ceil_div(n_pos, P)
+            # x_tiles[tile][c][lane] = x[n, c, q + tile * P + lane], zeros past
+            # the chunk; read row by row
+            for c in range(cin_g):
+                src = x + (n * g.in_channels + group * cin_g + c) * plane + q
+                for tile in range(n_tiles):
+                    lanes = min(P, n_pos - tile * P)
+                    dst = x_tiles + (tile * cin_g + c) * P
+                    copy_run(dst, src + tile * P, lanes)
+                    fill_zero(dst + lanes, P - lanes)
+            for b in range(b0, b1):
+                oc0 = group * cout_g + b * OB
+                valid = min(OB, cout_g - b * OB)
+                for tile in range(n_tiles):
+                    lanes = min(P, n_pos - tile * P)
+                    if valid == OB and lanes == P:
+                        dst = out + (n * g.out_channels + oc0) * plane + q + tile * P
+                        ld = plane
+                    else:
+                        dst = edge
+                        ld = P
+                    for o in range(OB):
+                        bv = bias[oc0 + o] if o < valid else 0
+                        for p in range(P):
+                            dst[o * ld + p] = bv
+                    micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
+                                 packed + (group * n_blocks + b) * cin_g * OB, dst, ld)
+                    if dst == edge:
+                        for o in range(valid):
+                            copy_run(out + (n * g.out_channels + oc0 + o) * plane + q + tile * P,
+                                     edge + o * P, lanes)
+        cyconv_aligned_free(x_tiles)
+        cyconv_aligned_free(edge)
+    free(packed)
+    return -1 if failed else 0
 
 
 def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :, :, ::1] weight,

@@ -481,8 +481,8 @@ cdef void load_band(const floating* x, const Geometry* g, Py_ssize_t n, Py_ssize
 
 cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
                              Py_ssize_t depth, const Py_ssize_t* positions, bint run,
-                             const floating* w, floating* tile) noexcept nogil:
-    # tile[p][v] = sum_r w[r][v] * band[offsets[r] + positions[p]] for
+                             const floating* w, floating* tile, bint add) noexcept nogil:
+    # tile[p][v] (+)= sum_r w[r][v] * band[offsets[r] + positions[p]] for
     # BAND_POSITIONS positions x LANES output channels, in registers: per step
     # two weight vectors, one broadcast per position, 2 * BAND_POSITIONS FMAs.
     # One flat loop over r (offsets table): gcc schedules nested runtime
@@ -517,9 +517,14 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
                 xv = xp[p][o]
                 for v in range(L):
                     acc[p][v] += xv * wr[v]
-    for p in range(CYCONV_BAND_POSITIONS):
-        for v in range(L):
-            tile[p * L + v] = acc[p][v]
+    if add:
+        for p in range(CYCONV_BAND_POSITIONS):
+            for v in range(L):
+                tile[p * L + v] += acc[p][v]
+    else:
+        for p in range(CYCONV_BAND_POSITIONS):
+            for v in range(L):
+                tile[p * L + v] = acc[p][v]
 
 
 cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
@@ -585,8 +590,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # rows a unit needs into a zero-padded band (band_rows x band_w per
     # channel), and the band kernel broadcasts inputs straight from it against
     # vectors of LANES output channels (weights packed [group][block][C_in /
-    # groups * kh * kw][LANES]); tiles add into the item's accumulator, stored
-    # with the bias at the end.  A unit's output positions v = r * out_w + ow
+    # groups * kh * kw][LANES]); tiles go into the item's accumulator (the
+    # first slice's set it, the others add), stored with the bias at the end.  A unit's output positions v = r * out_w + ow
     # run through its rows without gaps, so tiles of BAND_POSITIONS positions
     # span row ends; tap (c, i, j) of position v sits at band[c * chan + i * dh
     # * band_w + j * dw + positions[v]], positions[v] = r * stride_h * band_w +
@@ -613,7 +618,6 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t* positions
     cdef bint* runs  # per tile: positions one after the other
     cdef floating* band
-    cdef floating* tile
     cdef floating* acc
     cdef floating* dst
     cdef int failed = 0
@@ -677,12 +681,11 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
         for pack in prange(g.groups * n_blocks, schedule='static'):
             pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
         band = <floating*>cyconv_aligned_alloc(units * slice_c * chan * sizeof(floating))
-        tile = <floating*>cyconv_aligned_alloc(Q * L * sizeof(floating))
         acc = <floating*>cyconv_aligned_alloc(units * blocks_per_item * pos_cap * L * sizeof(floating))
-        if band == NULL or tile == NULL or acc == NULL:
+        if band == NULL or acc == NULL:
             failed_flag[0] = 1
         for item in prange(n_items, schedule='static'):
-            if band == NULL or tile == NULL or acc == NULL:
+            if band == NULL or acc == NULL:
                 continue
             oc_item = item % n_oc_items
             u0 = (item // n_oc_items) % n_unit_blocks * units
@@ -691,7 +694,6 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             b0 = oc_item * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
             acc_unit = (b1 - b0) * pos_cap * L  # the accumulators of one unit
-            fill_zero(acc, u_here * acc_unit)
             for sl in range(ceil_div(cin_g, slice_c)):
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)
@@ -723,17 +725,14 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                             band_kernel(band + u * slice_c * chan, offsets, nc * taps,
                                         positions + tile_i * Q, runs[tile_i],
                                         packed + ((group * n_blocks + b) * depth + c0 * taps) * L,
-                                        tile)
-                            dst = acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L
-                            for c in range(Q * L):
-                                dst[c] += tile[c]
+                                        acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L,
+                                        sl > 0)
             for u in range(u_here):
                 n = (u0 + u) // n_row_blocks
                 oh0 = (u0 + u) % n_row_blocks * rows
                 store_band_tiles(acc + u * acc_unit, g, n, group, oh0, min(rows, g.out_h - oh0),
                                  tiles_cap, b0, b1, bias, out)
         cyconv_aligned_free(band)
-        cyconv_aligned_free(tile)
         cyconv_aligned_free(acc)
     free(packed)
     free(offsets)

@@ -234,26 +234,34 @@ cdef Py_ssize_t chunk_segments(const Geometry* g, Py_ssize_t q0, Py_ssize_t n_po
     return n_seg
 
 
+cdef void pack_weight_rows(const floating* weight, const Geometry* g, Py_ssize_t group,
+                           Py_ssize_t block, Py_ssize_t block_size, Py_ssize_t r0, Py_ssize_t r1,
+                           floating* dst) noexcept nogil:
+    # dst[r - r0][o] = weight[group * cout_g + block * block_size + o][r] for
+    # the rows r0 <= r < r1, zero for the channels past cout_g that fill the
+    # last block.  Written in order (block_size read streams): writing each
+    # row of weight across the block, a store per cache line, cost as much as
+    # the convolution of a 512-channel 7x7 layer.
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t valid = min(block_size, cout_g - block * block_size)
+    cdef const floating* src = weight + (group * cout_g + block * block_size) * depth
+    cdef Py_ssize_t o, r
+    for r in range(r0, r1):
+        for o in range(valid):
+            dst[(r - r0) * block_size + o] = src[o * depth + r]
+        for o in range(valid, block_size):
+            dst[(r - r0) * block_size + o] = 0
+
+
 cdef void pack_weight_block(const floating* weight, const Geometry* g,
                             Py_ssize_t group, Py_ssize_t block, Py_ssize_t block_size,
                             floating* packed) noexcept nogil:
-    # packed[group][block][r][o] = weight[group * cout_g + block * block_size + o][r],
-    # zero for the channels past cout_g that fill the last block.  Written in
-    # order (block_size read streams): writing each row of weight across the
-    # block, a store per cache line, cost as much as the convolution of a
-    # 512-channel 7x7 layer.
-    cdef Py_ssize_t cout_g = g.out_channels // g.groups
+    # packed[group][block][r][o]: pack_weight_rows of every row
     cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
-    cdef Py_ssize_t n_blocks = ceil_div(cout_g, block_size)
-    cdef Py_ssize_t valid = min(block_size, cout_g - block * block_size)
-    cdef floating* dst = packed + (group * n_blocks + block) * depth * block_size
-    cdef const floating* src = weight + (group * cout_g + block * block_size) * depth
-    cdef Py_ssize_t o, r
-    for r in range(depth):
-        for o in range(valid):
-            dst[r * block_size + o] = src[o * depth + r]
-        for o in range(valid, block_size):
-            dst[r * block_size + o] = 0
+    cdef Py_ssize_t n_blocks = ceil_div(g.out_channels // g.groups, block_size)
+    pack_weight_rows(weight, g, group, block, block_size, 0, depth,
+                     packed + (group * n_blocks + block) * depth * block_size)
 
 
 cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads) noexcept nogil:
@@ -613,7 +621,9 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
     cdef Py_ssize_t item, pack, c, group, n, oh0, rows_here
     cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, group_tiles, n_tiles, sl, c0, nc
+    cdef bint own_packing
     cdef floating* packed
+    cdef floating* slice_w  # per thread: an item's blocks of one slice, packed
     cdef Py_ssize_t* offsets
     cdef Py_ssize_t* positions
     cdef bint* runs  # per tile: positions one after the other
@@ -657,8 +667,14 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             break
     units = ceil_div(n_units, n_unit_blocks)  # equal unit blocks
     n_items = g.groups * n_unit_blocks * n_oc_items
+    # one unit block (batch 1, or several images per item): each weight is
+    # used by one item only, which packs its blocks slice by slice into a
+    # buffer of its own, so the weights are read from memory once (not read,
+    # written packed and read back)
+    own_packing = n_unit_blocks == 1 or depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES
 
-    packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
+    packed = <floating*>malloc(1 if own_packing else
+                               g.groups * n_blocks * depth * L * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
     positions = <Py_ssize_t*>malloc(pos_cap * sizeof(Py_ssize_t))
     runs = <bint*>malloc(tiles_cap * sizeof(bint))
@@ -678,14 +694,21 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             runs[k] = runs[k] and positions[v] == positions[v - 1] + 1
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
-        for pack in prange(g.groups * n_blocks, schedule='static'):
-            pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
+        if not own_packing:
+            for pack in prange(g.groups * n_blocks, schedule='static'):
+                pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
+        slice_w = NULL
+        if own_packing:
+            slice_w = <floating*>cyconv_aligned_alloc(blocks_per_item * slice_c * taps * L
+                                                      * sizeof(floating))
+            if slice_w == NULL:
+                failed_flag[0] = 1
         band = <floating*>cyconv_aligned_alloc(units * slice_c * chan * sizeof(floating))
         acc = <floating*>cyconv_aligned_alloc(units * blocks_per_item * pos_cap * L * sizeof(floating))
         if band == NULL or acc == NULL:
             failed_flag[0] = 1
         for item in prange(n_items, schedule='static'):
-            if band == NULL or acc == NULL:
+            if band == NULL or acc == NULL or (own_packing and slice_w == NULL):
                 continue
             oc_item = item % n_oc_items
             u0 = (item // n_oc_items) % n_unit_blocks * units
@@ -704,6 +727,10 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                               oh0 * g.stride_h - g.pad_top,
                               (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
                               band_w, chan, band + u * slice_c * chan)
+                if own_packing:
+                    for b in range(b0, b1):
+                        pack_weight_rows(weight, g, group, b, L, c0 * taps, (c0 + nc) * taps,
+                                         slice_w + (b - b0) * slice_c * taps * L)
                 # groups of up to FEW_TILES tiles (of one or more units; groups
                 # of equal size) take the channel blocks in turn: a block's weights stay cached across
                 # the group's tiles, the group's inputs across the blocks
@@ -724,7 +751,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                                 continue
                             band_kernel(band + u * slice_c * chan, offsets, nc * taps,
                                         positions + tile_i * Q, runs[tile_i],
-                                        packed + ((group * n_blocks + b) * depth + c0 * taps) * L,
+                                        slice_w + (b - b0) * slice_c * taps * L if own_packing
+                                        else packed + ((group * n_blocks + b) * depth + c0 * taps) * L,
                                         acc + u * acc_unit + ((b - b0) * tiles_cap + tile_i) * Q * L,
                                         sl > 0)
             for u in range(u_here):
@@ -734,6 +762,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                                  tiles_cap, b0, b1, bias, out)
         cyconv_aligned_free(band)
         cyconv_aligned_free(acc)
+        cyconv_aligned_free(slice_w)
     free(packed)
     free(offsets)
     free(positions)

@@ -38,6 +38,7 @@ cdef extern from "cyconv_platform.h" nogil:
     int omp_get_max_threads()
     int omp_get_num_threads()
     int cyconv_cpu_supports_level(int level)
+    void cyconv_prefetch(const void* p)
     void* cyconv_aligned_alloc(size_t n)
     void cyconv_aligned_free(void* p)
 
@@ -1459,6 +1460,7 @@ cdef enum:
     SPREAD_CHUNK = 32768     # grad_output values per chunk (channels x positions): L2
     SPREAD_SLICE_ROWS = 96   # (c, i, j) rows a channel slice has at least
     POINTWISE_MIN_CHANNELS = 16  # input channels per group a 1x1 layer needs for spread
+    PREFETCH_ROWS = 8  # rows of x the pointwise kernel's packing fetches ahead
 
 
 cdef void pack_spread_block(const floating* weight, Py_ssize_t ld_o, Py_ssize_t ld_m,
@@ -1708,6 +1710,11 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
             # the chunk; read row by row
             for c in range(cin_g):
                 src = x + (n * g.in_channels + group * cin_g + c) * plane + q
+                if c + PREFETCH_ROWS < cin_g:
+                    # rows of x are short runs a plane apart: fetch a few
+                    # ahead, or each waits for memory on its own
+                    for lanes in range(0, n_pos * <Py_ssize_t>sizeof(floating), 64):
+                        cyconv_prefetch(<const char*>(src + PREFETCH_ROWS * plane) + lanes)
                 for tile in range(n_tiles):
                     lanes = min(P, n_pos - tile * P)
                     dst = x_tiles + (tile * cin_g + c) * P

@@ -31,6 +31,13 @@
 #define CYCONV_PLANE_CHUNK_F32 (8 * CYCONV_VECTOR_BYTES / 4)
 #define CYCONV_PLANE_CHUNK_F64 (8 * CYCONV_VECTOR_BYTES / 8)
 
+/* A hint to fetch the cache line holding p early (nothing where unsupported). */
+#if defined(__GNUC__) || defined(__clang__)
+#  define cyconv_prefetch(p) __builtin_prefetch(p)
+#else
+#  define cyconv_prefetch(p) ((void)(p))
+#endif
+
 /* OpenMP is optional: without it the kernels run serially. */
 #ifdef _OPENMP
 #  include <omp.h>

@@ -1677,10 +1677,13 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef const floating* src
     cdef int failed = 0
     cdef int* failed_flag = &failed
+    # smaller chunks while the items are too few (down to TILES_PER_CHUNK
+    # tiles), then split the output channels (each part packs x again)
+    n_chunks = max(n_chunks, min(ceil_div(plane, TILES_PER_CHUNK * P),
+                                 ceil_div(wanted, g.batch * g.groups)))
     chunk = ceil_div(ceil_div(plane, n_chunks), P) * P  # chunks of about equal size
     n_chunks = ceil_div(plane, chunk)
     base = g.batch * g.groups * n_chunks
-    # split the output channels while the items are too few
     n_oc_items = min(n_blocks, ceil_div(wanted, base))
     blocks_per_item = ceil_div(n_blocks, n_oc_items)
     n_oc_items = ceil_div(n_blocks, blocks_per_item)

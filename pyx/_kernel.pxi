@@ -64,6 +64,8 @@ cdef enum:
     # and the weights (per group) that make it worth it
     BAND_BYTES = 262144
     MANY_WEIGHT_BYTES = 4194304
+    # bytes of zero-padded input planes the plane kernel holds per thread
+    PLANE_BYTES = 262144
 
 
 cdef struct Geometry:
@@ -340,8 +342,8 @@ cdef void pad_plane(const floating* src, const Geometry* g, floating* padded,
 
 
 cdef inline void plane_chunk(const floating* src, const Py_ssize_t* offsets, Py_ssize_t depth,
-                             const floating* w, floating* dst) noexcept nogil:
-    # dst[p] = sum_r w[r] * src[offsets[r] + p] for one chunk of PLANE_CHUNK
+                             const floating* w, floating* dst, bint add) noexcept nogil:
+    # dst[p] (+)= sum_r w[r] * src[offsets[r] + p] for one chunk of PLANE_CHUNK
     # flat positions, accumulated in registers (eight vectors: enough
     # independent FMA chains to cover their latency)
     cdef floating acc[CYCONV_PLANE_CHUNK_F32]
@@ -350,8 +352,12 @@ cdef inline void plane_chunk(const floating* src, const Py_ssize_t* offsets, Py_
     cdef Py_ssize_t r
     cdef int p
     cdef int C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
-    for p in range(C):
-        acc[p] = 0
+    if add:
+        for p in range(C):
+            acc[p] = dst[p]
+    else:
+        for p in range(C):
+            acc[p] = 0
     for r in range(depth):
         xr = src + offsets[r]
         wr = w[r]
@@ -393,25 +399,29 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
                         floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # For few channels per group (depthwise, single-channel inputs) the
     # register-blocked kernel would fill its lanes mostly with padding and
-    # spend its time gathering: work plane by plane instead.  Stride 1: the
-    # group's input planes are zero-padded (ph x pw each, one after another);
-    # output (oh, ow) sits at flat index oh * pw + ow and tap (c, i, j) is
-    # the constant shift offsets[(c * kh + i) * kw + j], so the flat index
-    # runs in chunks through all taps in registers (the columns past out_w
-    # are computed and dropped).  Consecutive planes of a thread share the
-    # padded input while they are in one group of one image.
+    # spend its time gathering: work plane by plane instead.  Stride 1: a
+    # slice of the group's input planes is zero-padded (ph x pw each, one
+    # after another); output (oh, ow) sits at flat index oh * pw + ow and tap
+    # (c, i, j) is the constant shift offsets[(c * kh + i) * kw + j], so the
+    # flat index runs in chunks through all the slice's taps in registers (the
+    # columns past out_w are computed and dropped).  Consecutive planes of a
+    # thread share the padded input while it is one slice of one group of one
+    # image.
     cdef Py_ssize_t planes = g.batch * g.out_channels
     cdef bint flat = g.stride_h == 1 and g.stride_w == 1
     cdef Py_ssize_t C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
-    cdef Py_ssize_t depth = cin_g * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
     cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
     cdef Py_ssize_t n_chunks = ceil_div((g.out_h - 1) * pw + g.out_w, C)
-    cdef Py_ssize_t plane, n, oc, c, k, r, q
+    # input channels padded at a time: within PLANE_BYTES (one at least)
+    cdef Py_ssize_t slice_c = max(1, min(cin_g, PLANE_BYTES // (ph * pw * <Py_ssize_t>sizeof(floating))))
+    cdef Py_ssize_t n_slices = ceil_div(cin_g, slice_c)
+    cdef Py_ssize_t plane, n, oc, c, k, r, q, sl, c0, nc, key
     cdef Py_ssize_t* offsets = NULL
-    cdef Py_ssize_t* padded_for  # per thread: the (image, group) in padded
+    cdef Py_ssize_t* padded_for  # per thread: the (image, group, slice) in padded
     cdef floating* padded
     cdef floating* acc
     cdef floating* dst
@@ -419,10 +429,10 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
     cdef int failed = 0
     cdef int* failed_flag = &failed
     if flat:
-        offsets = <Py_ssize_t*>malloc(depth * sizeof(Py_ssize_t))
+        offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
         if offsets == NULL:
             return -1
-        band_offsets(g, cin_g, ph * pw, pw, offsets)
+        band_offsets(g, slice_c, ph * pw, pw, offsets)
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, planes))
     with parallel(num_threads=n_threads):
         padded = NULL  # thread-private: set here, not before the block
@@ -430,13 +440,13 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
         padded_for = NULL
         if flat:
             # the last chunk reads up to C - 1 values past the last plane
-            padded = <floating*>cyconv_aligned_alloc((cin_g * ph * pw + C) * sizeof(floating))
+            padded = <floating*>cyconv_aligned_alloc((slice_c * ph * pw + C) * sizeof(floating))
             acc = <floating*>cyconv_aligned_alloc(n_chunks * C * sizeof(floating))
             padded_for = <Py_ssize_t*>malloc(sizeof(Py_ssize_t))
             if padded == NULL or acc == NULL or padded_for == NULL:
                 failed_flag[0] = 1
             else:  # the zeros (padding and tail) once; pad_plane keeps them
-                fill_zero(padded, cin_g * ph * pw + C)
+                fill_zero(padded, slice_c * ph * pw + C)
                 padded_for[0] = -1
         for plane in prange(planes, schedule='static'):
             n = plane // g.out_channels
@@ -446,13 +456,22 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
                 continue
             if padded == NULL or acc == NULL or padded_for == NULL:
                 continue
-            if padded_for[0] != n * g.groups + oc // cout_g:
-                padded_for[0] = n * g.groups + oc // cout_g
-                src = x + (n * g.in_channels + oc // cout_g * cin_g) * g.in_h * g.in_w
-                for c in range(cin_g):
-                    pad_plane(src + c * g.in_h * g.in_w, g, padded + c * ph * pw, True)
-            for k in range(n_chunks):
-                plane_chunk(padded + k * C, offsets, depth, weight + oc * depth, acc + k * C)
+            for sl in range(n_slices):
+                c0 = sl * slice_c
+                nc = min(slice_c, cin_g - c0)
+                key = (n * g.groups + oc // cout_g) * n_slices + sl
+                if padded_for[0] != key:
+                    padded_for[0] = key
+                    src = x + (n * g.in_channels + oc // cout_g * cin_g + c0) * g.in_h * g.in_w
+                    for c in range(nc):
+                        pad_plane(src + c * g.in_h * g.in_w, g, padded + c * ph * pw, True)
+                for k in range(n_chunks):  # the first slice sets acc, the others add
+                    if sl == 0:
+                        plane_chunk(padded + k * C, offsets, nc * taps,
+                                    weight + (oc * cin_g + c0) * taps, acc + k * C, False)
+                    else:
+                        plane_chunk(padded + k * C, offsets, nc * taps,
+                                    weight + (oc * cin_g + c0) * taps, acc + k * C, True)
             for r in range(g.out_h):
                 dst = out + (plane * g.out_h + r) * g.out_w
                 for q in range(g.out_w):

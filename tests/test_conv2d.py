@@ -25,6 +25,10 @@ GRID = [
     (1, 4, 3, 3, 2, 3, 1, 5, 1, 1),                   # padding larger than the input
     (2, 2, 1, 1, 3, 1, 1, 0, 1, 1),                   # 1x1 plane
     (1, 6, 20, 3, 4, (5, 1), (3, 1), (1, 0), (2, 1), 2),
+    # 1-2 output channels per group from many input channels: the plane
+    # kernel pads the input planes a slice of channels at a time
+    (2, 40, 48, 50, 2, 3, 1, 1, 1, 1),
+    (1, 60, 40, 40, 4, 3, 1, 2, 2, 2),
     # >= 16 output channels per group: the row-band kernel (register tiles
     # span row ends, for any stride)
     (2, 5, 9, 30, 20, 3, 1, 1, 1, 1),

@@ -693,12 +693,14 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # written packed and read back)
     own_packing = n_unit_blocks == 1 or depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES
 
-    packed = <floating*>malloc(1 if own_packing else
-                               g.groups * n_blocks * depth * L * sizeof(floating))
+    packed = NULL
+    if not own_packing:
+        packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
     positions = <Py_ssize_t*>malloc(pos_cap * sizeof(Py_ssize_t))
     runs = <bint*>malloc(tiles_cap * sizeof(bint))
-    if packed == NULL or offsets == NULL or positions == NULL or runs == NULL:
+    if ((packed == NULL and not own_packing) or offsets == NULL or positions == NULL
+            or runs == NULL):
         free(packed)
         free(offsets)
         free(positions)
@@ -1478,8 +1480,38 @@ cdef void set_geometry(Geometry* g, const Py_ssize_t* x_shape, const Py_ssize_t*
 cdef enum:
     SPREAD_CHUNK = 32768     # grad_output values per chunk (channels x positions): L2
     SPREAD_SLICE_ROWS = 96   # (c, i, j) rows a channel slice has at least
-    POINTWISE_MIN_CHANNELS = 16  # input channels per group a 1x1 layer needs for spread
-    PREFETCH_ROWS = 8  # rows of x the pointwise kernel's packing fetches ahead
+    POINTWISE_MIN_CHANNELS = 16  # input channels per group a 1x1 layer needs for its product
+    PREFETCH_ROWS = 8  # rows pack_row_tiles fetches ahead
+
+
+cdef inline Py_ssize_t tile_chunk(Py_ssize_t n_rows, Py_ssize_t plane, Py_ssize_t P) noexcept nogil:
+    # positions per chunk of pack_row_tiles: n_rows x chunk values within
+    # SPREAD_CHUNK (L2), at least TILES_PER_CHUNK tiles, at most the plane
+    return min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // n_rows // P * P), ceil_div(plane, P) * P)
+
+
+cdef inline void pack_row_tiles(const floating* src, Py_ssize_t plane, Py_ssize_t n_rows,
+                                Py_ssize_t n_pos, floating* tiles) noexcept nogil:
+    # tiles[tile][row][lane] = src[row * plane + tile * P + lane], zeros past
+    # n_pos: a chunk of positions of n_rows planes as the micro-kernel's
+    # operand.  Read row by row (tile by tile, the reads would jump between
+    # rows a cache line at a time); rows a plane apart are short runs, so a
+    # few rows ahead are fetched, or each would wait for memory on its own.
+    cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t n_tiles = ceil_div(n_pos, P)
+    cdef Py_ssize_t row, tile, lanes, b
+    cdef const floating* s
+    cdef floating* dst
+    for row in range(n_rows):
+        s = src + row * plane
+        if row + PREFETCH_ROWS < n_rows:
+            for b in range(0, n_pos * <Py_ssize_t>sizeof(floating), 64):
+                cyconv_prefetch(<const char*>(s + PREFETCH_ROWS * plane) + b)
+        for tile in range(n_tiles):
+            lanes = min(P, n_pos - tile * P)
+            dst = tiles + (tile * n_rows + row) * P
+            copy_run(dst, s + tile * P, lanes)
+            fill_zero(dst + lanes, P - lanes)
 
 
 cdef void pack_spread_block(const floating* weight, Py_ssize_t ld_o, Py_ssize_t ld_m,
@@ -1545,8 +1577,7 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t plane = g.out_h * g.out_w
-    cdef Py_ssize_t chunk = min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // cout_g // P * P),
-                                ceil_div(plane, P) * P)
+    cdef Py_ssize_t chunk = tile_chunk(cout_g, plane, P)
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
     cdef Py_ssize_t base = g.batch * g.groups
     # 1x1 with the same positions in and out (pointwise): every dx value gets
@@ -1555,13 +1586,12 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
                       and g.pad_left == 0 and g.in_h == g.out_h and g.in_w == g.out_w)
     cdef Py_ssize_t n_slices, slice_c, slice_blocks, n_row_slices, slice_h, n_items
     cdef Py_ssize_t item, pack, group, sl, blk, n, rs, h0, h1, c0, c1, m0, m1, k, k0, k1
-    cdef Py_ssize_t oh0, oh1, q, n_pos, n_tiles, n_seg, tile, o, c, ih, iw, lanes
+    cdef Py_ssize_t oh0, oh1, q, n_pos, n_tiles, n_seg, tile, c, ih, iw
     cdef floating* packed
     cdef floating* go_tiles
     cdef floating* block
     cdef Py_ssize_t* segments
     cdef floating* dx_image
-    cdef const floating* src
     cdef floating* dst
     cdef int failed = 0
     cdef int* failed_flag = &failed
@@ -1628,16 +1658,9 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
                 n_pos = min(chunk, plane - q)
                 n_tiles = ceil_div(n_pos, P)
                 n_seg = chunk_segments(g, n * plane + q, n_pos, chunk, segments)
-                # go_tiles[tile][o][lane] = grad_out[o, q + tile * P + lane], zeros
-                # past the chunk; read row by row (tile by tile, the reads would
-                # jump between cout_g rows a cache line at a time)
-                for o in range(cout_g):
-                    src = grad_out + (n * g.out_channels + group * cout_g + o) * plane + q
-                    for tile in range(n_tiles):
-                        lanes = min(P, n_pos - tile * P)
-                        dst = go_tiles + (tile * cout_g + o) * P
-                        copy_run(dst, src + tile * P, lanes)
-                        fill_zero(dst + lanes, P - lanes)
+                # go_tiles[tile][o][lane] = grad_out[o, q + tile * P + lane]
+                pack_row_tiles(grad_out + (n * g.out_channels + group * cout_g) * plane + q,
+                               plane, cout_g, n_pos, go_tiles)
                 for blk in range(slice_blocks):
                     m0 = c0 * taps + blk * OB
                     m1 = min(c1 * taps, m0 + OB)
@@ -1681,19 +1704,17 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
     # positions per chunk: its tiles of x stay in L2 while the blocks take them
-    cdef Py_ssize_t chunk = min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // cin_g // P * P),
-                                ceil_div(plane, P) * P)
+    cdef Py_ssize_t chunk = tile_chunk(cin_g, plane, P)
     cdef Py_ssize_t n_chunks = ceil_div(plane, chunk)
     cdef Py_ssize_t base, n_oc_items, blocks_per_item
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
-    cdef Py_ssize_t n_items, item, pack, n, group, q, n_pos, n_tiles, tile, lanes, c, o, p
+    cdef Py_ssize_t n_items, item, pack, n, group, q, n_pos, n_tiles, tile, lanes, o, p
     cdef Py_ssize_t b, b0, b1, oc0, valid, ld
     cdef floating bv
     cdef floating* packed
     cdef floating* x_tiles
     cdef floating* edge
     cdef floating* dst
-    cdef const floating* src
     cdef int failed = 0
     cdef int* failed_flag = &failed
     # smaller chunks while the items are too few (down to TILES_PER_CHUNK
@@ -1728,20 +1749,9 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
             n = item // (n_oc_items * n_chunks * g.groups)
             n_pos = min(chunk, plane - q)
             n_tiles = ceil_div(n_pos, P)
-            # x_tiles[tile][c][lane] = x[n, c, q + tile * P + lane], zeros past
-            # the chunk; read row by row
-            for c in range(cin_g):
-                src = x + (n * g.in_channels + group * cin_g + c) * plane + q
-                if c + PREFETCH_ROWS < cin_g:
-                    # rows of x are short runs a plane apart: fetch a few
-                    # ahead, or each waits for memory on its own
-                    for lanes in range(0, n_pos * <Py_ssize_t>sizeof(floating), 64):
-                        cyconv_prefetch(<const char*>(src + PREFETCH_ROWS * plane) + lanes)
-                for tile in range(n_tiles):
-                    lanes = min(P, n_pos - tile * P)
-                    dst = x_tiles + (tile * cin_g + c) * P
-                    copy_run(dst, src + tile * P, lanes)
-                    fill_zero(dst + lanes, P - lanes)
+            # x_tiles[tile][c][lane] = x[n, c, q + tile * P + lane]
+            pack_row_tiles(x + (n * g.in_channels + group * cin_g) * plane + q,
+                           plane, cin_g, n_pos, x_tiles)
             for b in range(b0, b1):
                 oc0 = group * cout_g + b * OB
                 valid = min(OB, cout_g - b * OB)

@@ -39,6 +39,10 @@ cdef extern from "cyconv_platform.h" nogil:
     int omp_get_num_threads()
     int cyconv_cpu_supports_level(int level)
     void cyconv_prefetch(const void* p)
+    void cyconv_transpose_block_f32(const float* src, Py_ssize_t lds, Py_ssize_t n_cols,
+                                    const float* bias, float* dst, Py_ssize_t ldd)
+    void cyconv_transpose_block_f64(const double* src, Py_ssize_t lds, Py_ssize_t n_cols,
+                                    const double* bias, double* dst, Py_ssize_t ldd)
     void* cyconv_aligned_alloc(size_t n)
     void cyconv_aligned_free(void* p)
 
@@ -572,7 +576,10 @@ cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t n_pos = rows_here * g.out_w
-    cdef Py_ssize_t b, q, v, oc0, n_lanes
+    cdef Py_ssize_t B = 8 if floating is float else 4  # the transposed blocks
+    cdef Py_ssize_t n_whole = n_pos - n_pos % B
+    cdef Py_ssize_t b, k, q, j, v, oc0, n_lanes
+    cdef floating bias_q
     cdef const floating* src
     cdef floating* dst
     for b in range(b0, b1):
@@ -580,17 +587,20 @@ cdef void store_band_tiles(const floating* acc, const Geometry* g, Py_ssize_t n,
         n_lanes = min(L, cout_g - b * L)
         src = acc + (b - b0) * n_tiles * CYCONV_BAND_POSITIONS * L
         dst = out + (n * g.out_channels + oc0) * plane + oh0 * g.out_w
-        if plane * sizeof(floating) % 2048 == 0:
-            # planes of 2 KiB multiples (32 x 32 floats...): stored a position
-            # at a time, the L channels' stores would land in one or two L1
-            # sets and evict each other; a channel at a time
-            for q in range(n_lanes):
-                for v in range(n_pos):
-                    dst[q * plane + v] = src[v * L + q] + bias[oc0 + q]
-        else:
-            for v in range(n_pos):
-                for q in range(n_lanes):
-                    dst[q * plane + v] = src[v * L + q] + bias[oc0 + q]
+        for k in range(ceil_div(n_lanes, B)):
+            q = k * B
+            for j in range(n_whole // B):
+                v = j * B
+                if floating is float:
+                    cyconv_transpose_block_f32(src + v * L + q, L, n_lanes - q, bias + oc0 + q,
+                                               dst + q * plane + v, plane)
+                else:
+                    cyconv_transpose_block_f64(src + v * L + q, L, n_lanes - q, bias + oc0 + q,
+                                               dst + q * plane + v, plane)
+        for q in range(n_lanes):
+            bias_q = bias[oc0 + q]
+            for v in range(n_whole, n_pos):
+                dst[q * plane + v] = src[v * L + q] + bias_q
 
 
 cdef Py_ssize_t unit_rows(const Geometry* g, Py_ssize_t most) noexcept nogil:

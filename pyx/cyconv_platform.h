@@ -38,6 +38,85 @@
 #  define cyconv_prefetch(p) ((void)(p))
 #endif
 
+/* dst[k * ldd + r] = src[r * lds + k] + bias[k] for r < 8 (4 doubles) and
+ * k < min(n_cols, 8 (4)): a block of [position][channel] accumulators stored
+ * into NCHW planes, transposed in vector registers (GCC / Clang vector
+ * extensions, lowered to the target's shuffles).  A src row's 8 (4) values
+ * must be readable even where n_cols is less. */
+#include <stddef.h>
+#if defined(__GNUC__) || defined(__clang__)
+/* unaligned vectors of 8 floats / 4 doubles, and their shuffle masks */
+typedef float cyconv_f32x8 __attribute__((vector_size(32), aligned(4)));
+typedef int cyconv_i32x8 __attribute__((vector_size(32)));
+typedef double cyconv_f64x4 __attribute__((vector_size(32), aligned(8)));
+typedef long long cyconv_i64x4 __attribute__((vector_size(32)));
+#  if defined(__clang__)
+#    define CYCONV_SHUFFLE8(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#    define CYCONV_SHUFFLE4(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#  else
+#    define CYCONV_SHUFFLE8(a, b, ...) __builtin_shuffle(a, b, (cyconv_i32x8){__VA_ARGS__})
+#    define CYCONV_SHUFFLE4(a, b, ...) __builtin_shuffle(a, b, (cyconv_i64x4){__VA_ARGS__})
+#  endif
+#  define CYCONV_ROW8(i) (*(const cyconv_f32x8 *)(src + (i) * lds))
+#  define CYCONV_ROW4(i) (*(const cyconv_f64x4 *)(src + (i) * lds))
+
+static inline __attribute__((always_inline)) void cyconv_transpose_block_f32(
+        const float *src, ptrdiff_t lds, ptrdiff_t n_cols, const float *bias,
+        float *dst, ptrdiff_t ldd) {
+    /* rows interleaved in pairs (t), then pairs of pairs (u), then halves */
+    cyconv_f32x8 t0 = CYCONV_SHUFFLE8(CYCONV_ROW8(0), CYCONV_ROW8(1), 0, 8, 1, 9, 4, 12, 5, 13);
+    cyconv_f32x8 t1 = CYCONV_SHUFFLE8(CYCONV_ROW8(0), CYCONV_ROW8(1), 2, 10, 3, 11, 6, 14, 7, 15);
+    cyconv_f32x8 t2 = CYCONV_SHUFFLE8(CYCONV_ROW8(2), CYCONV_ROW8(3), 0, 8, 1, 9, 4, 12, 5, 13);
+    cyconv_f32x8 t3 = CYCONV_SHUFFLE8(CYCONV_ROW8(2), CYCONV_ROW8(3), 2, 10, 3, 11, 6, 14, 7, 15);
+    cyconv_f32x8 t4 = CYCONV_SHUFFLE8(CYCONV_ROW8(4), CYCONV_ROW8(5), 0, 8, 1, 9, 4, 12, 5, 13);
+    cyconv_f32x8 t5 = CYCONV_SHUFFLE8(CYCONV_ROW8(4), CYCONV_ROW8(5), 2, 10, 3, 11, 6, 14, 7, 15);
+    cyconv_f32x8 t6 = CYCONV_SHUFFLE8(CYCONV_ROW8(6), CYCONV_ROW8(7), 0, 8, 1, 9, 4, 12, 5, 13);
+    cyconv_f32x8 t7 = CYCONV_SHUFFLE8(CYCONV_ROW8(6), CYCONV_ROW8(7), 2, 10, 3, 11, 6, 14, 7, 15);
+    cyconv_f32x8 u[8], col;
+    int k;
+    u[0] = CYCONV_SHUFFLE8(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+    u[1] = CYCONV_SHUFFLE8(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+    u[2] = CYCONV_SHUFFLE8(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+    u[3] = CYCONV_SHUFFLE8(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+    u[4] = CYCONV_SHUFFLE8(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+    u[5] = CYCONV_SHUFFLE8(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+    u[6] = CYCONV_SHUFFLE8(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+    u[7] = CYCONV_SHUFFLE8(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+    for (k = 0; k < 8 && k < n_cols; k++) {  /* column k */
+        col = (k < 4 ? CYCONV_SHUFFLE8(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11)
+                     : CYCONV_SHUFFLE8(u[k - 4], u[k], 4, 5, 6, 7, 12, 13, 14, 15)) + bias[k];
+        *(cyconv_f32x8 *)(dst + k * ldd) = col;
+    }
+}
+
+static inline __attribute__((always_inline)) void cyconv_transpose_block_f64(
+        const double *src, ptrdiff_t lds, ptrdiff_t n_cols, const double *bias,
+        double *dst, ptrdiff_t ldd) {
+    cyconv_f64x4 t[4], col;
+    int k;
+    t[0] = CYCONV_SHUFFLE4(CYCONV_ROW4(0), CYCONV_ROW4(1), 0, 4, 2, 6);
+    t[1] = CYCONV_SHUFFLE4(CYCONV_ROW4(0), CYCONV_ROW4(1), 1, 5, 3, 7);
+    t[2] = CYCONV_SHUFFLE4(CYCONV_ROW4(2), CYCONV_ROW4(3), 0, 4, 2, 6);
+    t[3] = CYCONV_SHUFFLE4(CYCONV_ROW4(2), CYCONV_ROW4(3), 1, 5, 3, 7);
+    for (k = 0; k < 4 && k < n_cols; k++) {
+        col = (k < 2 ? CYCONV_SHUFFLE4(t[k], t[k + 2], 0, 1, 4, 5)
+                     : CYCONV_SHUFFLE4(t[k - 2], t[k], 2, 3, 6, 7)) + bias[k];
+        *(cyconv_f64x4 *)(dst + k * ldd) = col;
+    }
+}
+#else
+#  define CYCONV_TRANSPOSE_BLOCK(NAME, T, N)                                                 \
+    static inline void cyconv_transpose_block_##NAME(const T *src, ptrdiff_t lds, ptrdiff_t n_cols, \
+            const T *bias, T *dst, ptrdiff_t ldd) {                                         \
+        int r, k;                                                                           \
+        for (k = 0; k < N && k < n_cols; k++)                                               \
+            for (r = 0; r < N; r++)                                                         \
+                dst[k * ldd + r] = src[r * lds + k] + bias[k];                              \
+    }
+CYCONV_TRANSPOSE_BLOCK(f32, float, 8)
+CYCONV_TRANSPOSE_BLOCK(f64, double, 4)
+#endif
+
 /* OpenMP is optional: without it the kernels run serially. */
 #ifdef _OPENMP
 #  include <omp.h>

@@ -109,11 +109,13 @@ cdef inline void valid_columns(Py_ssize_t iw0, Py_ssize_t stride, Py_ssize_t in_
 
 
 cdef inline void micro_kernel(const floating* x, Py_ssize_t n_rows, Py_ssize_t ldx,
-                              const floating* w, floating* c, Py_ssize_t ldc) noexcept nogil:
-    # c[o, p] += sum_r w[r, o] * x[r * ldx + p] for one OC_BLOCK x POS_BLOCK tile.
-    # Fixed trip counts inside let gcc keep acc in registers: per step it loads
-    # POS_BLOCK inputs (two vectors), broadcasts OC_BLOCK weights and issues
-    # 2 * OC_BLOCK FMAs.
+                              const floating* w, const floating* start, Py_ssize_t lds,
+                              floating* c, Py_ssize_t ldc) noexcept nogil:
+    # c[o, p] = start[o, p] + sum_r w[r, o] * x[r * ldx + p] for one OC_BLOCK x
+    # POS_BLOCK tile (start is c to accumulate, or a tile of the bias: c is
+    # then only written).  Fixed trip counts inside let gcc keep acc in
+    # registers: per step it loads POS_BLOCK inputs (two vectors), broadcasts
+    # OC_BLOCK weights and issues 2 * OC_BLOCK FMAs.
     cdef floating acc[CYCONV_OC_BLOCK][CYCONV_POS_BLOCK_F32]
     cdef floating wo
     cdef const floating* xr
@@ -122,7 +124,7 @@ cdef inline void micro_kernel(const floating* x, Py_ssize_t n_rows, Py_ssize_t l
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
-            acc[o][p] = c[o * ldc + p]
+            acc[o][p] = start[o * lds + p]
     for r in range(n_rows):
         xr = x + r * ldx
         for o in range(CYCONV_OC_BLOCK):
@@ -1031,6 +1033,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                             src, rows, ld,
                             packed + ((group * t.n_oc_blocks + b) * depth + ic0 * taps) * CYCONV_OC_BLOCK,
                             acc + (b - b0) * CYCONV_OC_BLOCK * t.chunk_width + tile * pos_block,
+                            t.chunk_width,
+                            acc + (b - b0) * CYCONV_OC_BLOCK * t.chunk_width + tile * pos_block,
                             t.chunk_width)
 
             for o in range(min(cout_g - b0 * CYCONV_OC_BLOCK, (b1 - b0) * CYCONV_OC_BLOCK)):
@@ -1206,6 +1210,7 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
                     for b in range(b0, b1):
                         micro_kernel(patches + tb * chunk * P, n_pos, P,
                                      packed + (b - b0) * chunk * CYCONV_OC_BLOCK,
+                                     acc + (b - b0) * CYCONV_OC_BLOCK * ldc + tb * P, ldc,
                                      acc + (b - b0) * CYCONV_OC_BLOCK * ldc + tb * P, ldc)
             for o in range(min(cout_g - b0 * CYCONV_OC_BLOCK, (b1 - b0) * CYCONV_OC_BLOCK)):
                 oc = group * cout_g + b0 * CYCONV_OC_BLOCK + o
@@ -1599,7 +1604,8 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
     cdef Py_ssize_t oh0, oh1, q, n_pos, n_tiles, n_seg, tile, c, ih, iw
     cdef floating* packed
     cdef floating* go_tiles
-    cdef floating* block
+    cdef floating* block  # a block of rows, then a tile of zeros
+    cdef floating* zero_tile
     cdef Py_ssize_t* segments
     cdef floating* dx_image
     cdef floating* dst
@@ -1632,10 +1638,13 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
             pack_spread_block(weight, ld_o, ld_m, g, group, m0, max(m0, m1),
                               packed + pack * cout_g * OB)
         go_tiles = <floating*>cyconv_aligned_alloc(chunk * cout_g * sizeof(floating))
-        block = <floating*>cyconv_aligned_alloc(OB * chunk * sizeof(floating))
+        block = <floating*>cyconv_aligned_alloc(OB * (chunk + P) * sizeof(floating))
         segments = <Py_ssize_t*>malloc(5 * chunk * sizeof(Py_ssize_t))
         if go_tiles == NULL or block == NULL or segments == NULL:
             failed_flag[0] = 1
+        else:
+            zero_tile = block + OB * chunk
+            fill_zero(zero_tile, OB * P)
         for item in prange(n_items, schedule='static'):
             if go_tiles == NULL or block == NULL or segments == NULL:
                 continue
@@ -1676,11 +1685,10 @@ cdef int spread(const floating* grad_out, const floating* weight, Py_ssize_t ld_
                     m1 = min(c1 * taps, m0 + OB)
                     if m0 >= m1:
                         break
-                    fill_zero(block, OB * chunk)
                     for tile in range(n_tiles):
                         micro_kernel(go_tiles + tile * cout_g * P, cout_g, P,
                                      packed + ((group * n_slices + sl) * slice_blocks + blk) * cout_g * OB,
-                                     block + tile * P, chunk)
+                                     zero_tile, P, block + tile * P, chunk)
                     spread_rows(block, chunk, m0, m1, g, dx_image, h0, h1, segments, n_seg,
                                 bias + group * cin_g if once else NULL)
         cyconv_aligned_free(go_tiles)
@@ -1704,9 +1712,10 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     # per image and group.  A work item is a chunk of positions of one image
     # and group and a run of output-channel blocks: it packs the chunk of x as
     # tiles [tile][channel][P] (read in place, its rows a plane apart, each
-    # step would touch a new cache line), then the micro-kernel adds each
-    # block's products onto the bias, straight in out; a partial tile or
-    # channel block goes through a small buffer.
+    # step would touch a new cache line), then the micro-kernel starts each
+    # block's tile from the bias and writes it straight into out (written
+    # once: no bias pass); a partial tile or channel block goes through a
+    # small buffer.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -1719,12 +1728,12 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef Py_ssize_t base, n_oc_items, blocks_per_item
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
     cdef Py_ssize_t n_items, item, pack, n, group, q, n_pos, n_tiles, tile, lanes, o, p
-    cdef Py_ssize_t b, b0, b1, oc0, valid, ld
+    cdef Py_ssize_t b, b0, b1, oc0, valid
     cdef floating bv
     cdef floating* packed
     cdef floating* x_tiles
-    cdef floating* edge
-    cdef floating* dst
+    cdef floating* edge  # a partial tile, then the bias as a tile
+    cdef floating* bias_tile
     cdef int failed = 0
     cdef int* failed_flag = &failed
     # smaller chunks while the items are too few (down to TILES_PER_CHUNK
@@ -1746,7 +1755,8 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
         for pack in prange(g.groups * n_blocks, schedule='static'):
             pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, packed)
         x_tiles = <floating*>cyconv_aligned_alloc(chunk * cin_g * sizeof(floating))
-        edge = <floating*>cyconv_aligned_alloc(OB * P * sizeof(floating))
+        edge = <floating*>cyconv_aligned_alloc(2 * OB * P * sizeof(floating))
+        bias_tile = edge + OB * P
         if x_tiles == NULL or edge == NULL:
             failed_flag[0] = 1
         for item in prange(n_items, schedule='static'):
@@ -1765,21 +1775,20 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
             for b in range(b0, b1):
                 oc0 = group * cout_g + b * OB
                 valid = min(OB, cout_g - b * OB)
+                for o in range(OB):
+                    bv = bias[oc0 + o] if o < valid else 0
+                    for p in range(P):
+                        bias_tile[o * P + p] = bv
                 for tile in range(n_tiles):
                     lanes = min(P, n_pos - tile * P)
                     if valid == OB and lanes == P:
-                        dst = out + (n * g.out_channels + oc0) * plane + q + tile * P
-                        ld = plane
+                        micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
+                                     packed + (group * n_blocks + b) * cin_g * OB, bias_tile, P,
+                                     out + (n * g.out_channels + oc0) * plane + q + tile * P, plane)
                     else:
-                        dst = edge
-                        ld = P
-                    for o in range(OB):
-                        bv = bias[oc0 + o] if o < valid else 0
-                        for p in range(P):
-                            dst[o * ld + p] = bv
-                    micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
-                                 packed + (group * n_blocks + b) * cin_g * OB, dst, ld)
-                    if dst == edge:
+                        micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
+                                     packed + (group * n_blocks + b) * cin_g * OB, bias_tile, P,
+                                     edge, P)
                         for o in range(valid):
                             copy_run(out + (n * g.out_channels + oc0 + o) * plane + q + tile * P,
                                      edge + o * P, lanes)

@@ -90,7 +90,6 @@ SUITE = [
 ]
 QUICK = ["mnist 1->8 3x3", "rgb stem 3->64 7x7 s2", "resnet 64 3x3 56 b8",
          "resnet 512 3x3 7 b1", "pointwise 256->64 1x1", "depthwise 128 3x3"]
-PEAK_LAYER = "resnet 64 3x3 56 b8"
 MEMORY_LAYER = "resnet 64 3x3 56 b8"
 
 

@@ -14,6 +14,8 @@ cyconv is faster.  "% peak" is cyconv's GFLOP/s over a single-thread NumPy
 BLAS matrix product (times the thread count) timed in the same interleaved
 rounds as the row: the VM's speed drifts during a run, so a ratio to a
 reading taken minutes away would say more about the drift than the kernel.
+For the same reason a row on several threads also times cyconv on one thread
+in its rounds: "vs own 1 thr" is cyconv's scaling.
 """
 import argparse
 import json
@@ -93,6 +95,7 @@ QUICK = ["mnist 1->8 3x3", "rgb stem 3->64 7x7 s2", "resnet 64 3x3 56 b8",
          "resnet 512 3x3 7 b1", "pointwise 256->64 1x1", "depthwise 128 3x3"]
 MEMORY_LAYER = "resnet 64 3x3 56 b8"
 EFFICIENCY_LAYER = "resnet 64 3x3 56 b8"  # the 3x3 layer "% peak" is judged on
+SCALING_MIN_GFLOP = 0.1  # shapes too small to split are left out of the worst scaling
 
 
 def blas_peak(dtype, rounds=5, n=1536):
@@ -190,16 +193,17 @@ def run_case(layer, dtype, threads, args, peers, section="forward"):
     b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
     flops = layer.flops
     if section == "forward":
-        fns = {"cyconv": make_cyconv(x, w, b, layer, threads)}
+        make_own = make_cyconv
         makers = {name: PEERS[name] for name in peers}
         operands = (x, w, b, layer, threads)
     else:
         grad_out = rng.uniform(-1, 1, (layer.batch, layer.out_channels) + layer.out_size)
         grad_out = grad_out.astype(dtype)
-        fns = {"cyconv": make_cyconv_backward(x, w, b, grad_out, layer, threads)}
+        make_own = make_cyconv_backward
         makers = {name: BACKWARD_PEERS[name] for name in peers if name in BACKWARD_PEERS}
         operands = (x, w, b, grad_out, layer, threads)
         flops = 2 * layer.flops  # the input and the weight gradient: a convolution each
+    fns = {"cyconv": make_own(*operands)}
     for name, make in makers.items():
         fn = make(*operands)
         if fn is not None:
@@ -212,10 +216,14 @@ def run_case(layer, dtype, threads, args, peers, section="forward"):
     # the VM's speed drifts (by 20% and more within a run): "% peak" divides by
     # a BLAS product timed in the same rounds, not by a reading minutes away
     fns["blas"], blas_flops = make_blas_product(dtype)
+    if threads > 1:  # the scaling, from cyconv on one thread timed in the same rounds
+        fns["cyconv 1 thread"] = make_own(*operands[:-1], 1)
     median = time_interleaved(fns, args.rounds, args.budget, args.pause)
     row = {"section": section, "layer": layer.name, "dtype": np.dtype(dtype).name,
            "threads": threads, "gflop": flops / 1e9,
            "blas_peak_gflops": blas_flops / median.pop("blas") / 1e9}
+    if threads > 1:
+        row["scaling"] = median.pop("cyconv 1 thread") / median["cyconv"]
     for name, seconds in median.items():
         row[f"{name}_ms"] = seconds * 1e3
         row[f"{name}_gflops"] = flops / seconds / 1e9
@@ -289,14 +297,19 @@ def summarise(rows, peers, prefix=""):
                          f"{'s' if r['threads'] > 1 else ''}: {r['cyconv_gflops']:.1f} GFLOP/s, "
                          f"{100 * r['cyconv_gflops'] / (r['blas_peak_gflops'] * r['threads']):.0f}%"
                          f" of the BLAS product timed beside it")
-    by_key = {(r["layer"], r["dtype"]): {} for r in rows}
-    for r in rows:
-        by_key[(r["layer"], r["dtype"])][r["threads"]] = r["cyconv_ms"]
-    scaling = [(k, t[1] / t[2]) for k, t in by_key.items() if 1 in t and 2 in t]
-    if scaling:
-        worst = min(scaling, key=lambda kv: kv[1])
-        lines.append(f"{prefix}scaling 1 -> 2 threads (cyconv): geomean {geomean([s for _, s in scaling]):.2f}x, "
-                     f"worst {worst[1]:.2f}x ({worst[0][0]}, {worst[0][1]})")
+    scaling = [r for r in rows if "scaling" in r]
+    for threads in sorted({r["threads"] for r in scaling}):
+        sel = [r for r in scaling if r["threads"] == threads]
+        big = [r for r in sel if r["gflop"] > SCALING_MIN_GFLOP]
+        line = (f"{prefix}scaling 1 -> {threads} threads (cyconv, both timed in the same rounds): "
+                f"geomean {geomean([r['scaling'] for r in sel]):.2f}x")
+        if big:
+            worst = min(big, key=lambda r: r["scaling"])
+            line += (f"; above {SCALING_MIN_GFLOP} GFLOP: worst {worst['scaling']:.2f}x "
+                     f"({worst['layer']}, {worst['dtype']}), "
+                     f"{sum(r['scaling'] >= 0.9 * threads for r in big)} of {len(big)} "
+                     f"at {0.9 * threads:.1f}x or more")
+        lines.append(line)
     return lines
 
 
@@ -338,14 +351,16 @@ SECTION_TITLES = {
 
 def table(rows, peers):
     peers = [p for p in peers if any(f"{p}_ms" in r for r in rows)]
-    head = ["layer", "dtype", "thr", "GFLOP", "cyconv ms", "cyconv GFLOP/s", "% peak"]
+    head = ["layer", "dtype", "thr", "GFLOP", "cyconv ms", "cyconv GFLOP/s", "% peak",
+            "vs own 1 thr"]
     for p in peers:
         head += [f"{p} ms", f"vs {p}"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["layer"], r["dtype"], str(r["threads"]), f"{r['gflop']:.3f}",
                  f"{r['cyconv_ms']:.2f}", f"{r['cyconv_gflops']:.1f}",
-                 f"{100 * r['cyconv_gflops'] / (r['blas_peak_gflops'] * r['threads']):.0f}%"]
+                 f"{100 * r['cyconv_gflops'] / (r['blas_peak_gflops'] * r['threads']):.0f}%",
+                 f"{r['scaling']:.2f}x" if "scaling" in r else "-"]
         for p in peers:
             if f"{p}_ms" in r:
                 cells += [f"{r[f'{p}_ms']:.2f}", f"**{r[f'speedup_vs_{p}']:.2f}x**"]

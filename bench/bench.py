@@ -6,8 +6,10 @@
 Two sections: forward (conv2d) and backward (the input, weight and bias
 gradients together, against torch's autograd backward of the same conv).
 For each layer, dtype and thread count it checks that the implementations
-agree, then times them in interleaved rounds (one call of each per round) and
-keeps the median.  It prints progress, then writes DIR/results.md (table),
+agree, then times them in interleaved rounds (one call of each per round),
+spread over several passes through the suite (a slow spell of the VM then
+spoils a few rounds of a case, not all), and keeps medians: of the times, and
+of each ratio taken within a round.  It prints progress, then writes DIR/results.md (table),
 DIR/results.json (raw numbers, machine, versions, thread settings) and
 DIR/speedup.png and DIR/speedup_backward.png (charts).  Speed-up = peer time / cyconv time: > 1 means
 cyconv is faster.  "% peak" is cyconv's GFLOP/s over a single-thread NumPy
@@ -31,13 +33,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 import cyconv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import (BACKWARD_PEERS, PEERS, make_cyconv, make_cyconv_backward,  # noqa: E402
-                   onnxruntime_available)
+from peers import (BACKWARD_PEERS, BLAS_THREADS, PEERS, make_cyconv,  # noqa: E402
+                   make_cyconv_backward, onnxruntime_available)
 
 
 @dataclass(frozen=True)
@@ -101,21 +103,25 @@ SCALING_MIN_GFLOP = 0.1  # shapes too small to split are left out of the worst s
 def blas_peak(dtype, rounds=5, n=1536):
     """GFLOP/s of a large single-thread matrix product through NumPy's BLAS."""
     a = np.random.default_rng(0).random((n, n)).astype(dtype)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with BLAS_THREADS.limit(limits=1, user_api="blas"):
         a @ a
         best = min(_timed(lambda: a @ a) for _ in range(rounds))
     return 2 * n ** 3 / best / 1e9
 
 
-def make_blas_product(dtype, n=1024):
-    """A single-thread NumPy BLAS matrix product (n = 1024 runs at the peak here) and its
-    flops: timed in every case's interleaved rounds, beside the convolutions."""
-    a = np.random.default_rng(0).random((n, n)).astype(dtype)
+BLAS_N = 1024  # the smallest square product at the BLAS peak here
+BLAS_FLOPS = 2 * BLAS_N ** 3
+
+
+def make_blas_product(dtype):
+    """A single-thread NumPy BLAS matrix product of BLAS_FLOPS, timed in every
+    case's interleaved rounds beside the convolutions."""
+    a = np.random.default_rng(0).random((BLAS_N, BLAS_N)).astype(dtype)
 
     def run():
-        with threadpool_limits(limits=1, user_api="blas"):
+        with BLAS_THREADS.limit(limits=1, user_api="blas"):
             return a @ a
-    return run, 2 * n ** 3
+    return run
 
 
 def _timed(fn):
@@ -141,7 +147,8 @@ def _repeat(fn, n):
 
 
 def time_interleaved(fns, rounds, budget_s, pause_s):
-    """Median seconds per call of each function, calls interleaved round by round.
+    """Seconds per call of each function, a list with one time per round: calls
+    interleaved round by round.
 
     Idle thread pools spin after a call (OpenBLAS for ~2**28 cycles, libgomp,
     ONNX Runtime) and would steal the cores from the next peer's call: each
@@ -165,7 +172,7 @@ def time_interleaved(fns, rounds, budget_s, pause_s):
             times[name].append(_timed(lambda: _repeat(fn, batch[name])) / batch[name])
         if r >= 2 and time.perf_counter() > deadline:
             break
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def agree(outputs, dtype):
@@ -185,7 +192,9 @@ def agree(outputs, dtype):
     return bad
 
 
-def run_case(layer, dtype, threads, args, peers, section="forward"):
+def make_case(layer, dtype, threads, peers, section, check):
+    """The functions a case times, and the flops of one cyconv call.  With check,
+    their results are first compared with torch's."""
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (layer.batch, layer.in_channels) + layer.size).astype(dtype)
     w = rng.uniform(-1, 1, (layer.out_channels, layer.in_channels // layer.groups,
@@ -208,27 +217,40 @@ def run_case(layer, dtype, threads, args, peers, section="forward"):
         fn = make(*operands)
         if fn is not None:
             fns[name] = fn
-    outputs = {name: fn() for name, fn in fns.items()}
-    bad = agree(outputs, dtype)
-    if bad:
-        raise AssertionError(f"{layer.name} {np.dtype(dtype).name} {section}: results disagree "
-                             f"with torch (max relative error {bad})")
+    if check:
+        bad = agree({name: fn() for name, fn in fns.items()}, dtype)
+        if bad:
+            raise AssertionError(f"{layer.name} {np.dtype(dtype).name} {section}: results "
+                                 f"disagree with torch (max relative error {bad})")
     # the VM's speed drifts (by 20% and more within a run): "% peak" divides by
     # a BLAS product timed in the same rounds, not by a reading minutes away
-    fns["blas"], blas_flops = make_blas_product(dtype)
+    fns["blas"] = make_blas_product(dtype)
     if threads > 1:  # the scaling, from cyconv on one thread timed in the same rounds
         fns["cyconv 1 thread"] = make_own(*operands[:-1], 1)
-    median = time_interleaved(fns, args.rounds, args.budget, args.pause)
+    return fns, flops
+
+
+def make_row(section, layer, dtype, threads, flops, times):
+    """A table row from the per-round times of a case: medians of the times,
+    and medians of the per-round ratios (a round's calls run within a second or
+    so, so its ratios are not moved by the VM's drift)."""
+    def ratio(a, b):  # median over rounds of times[a] / times[b]
+        return statistics.median(ta / tb for ta, tb in zip(times[a], times[b]))
     row = {"section": section, "layer": layer.name, "dtype": np.dtype(dtype).name,
-           "threads": threads, "gflop": flops / 1e9,
-           "blas_peak_gflops": blas_flops / median.pop("blas") / 1e9}
-    if threads > 1:
-        row["scaling"] = median.pop("cyconv 1 thread") / median["cyconv"]
-    for name, seconds in median.items():
-        row[f"{name}_ms"] = seconds * 1e3
-        row[f"{name}_gflops"] = flops / seconds / 1e9
-        if name != "cyconv":
-            row[f"speedup_vs_{name}"] = seconds / median["cyconv"]
+           "threads": threads, "gflop": flops / 1e9, "rounds": len(times["cyconv"])}
+    for name, t in times.items():
+        seconds = statistics.median(t)
+        if name == "blas":
+            row["blas_gflops"] = BLAS_FLOPS / seconds / 1e9
+            # cyconv's GFLOP/s over the BLAS product's, per thread
+            row["peak_fraction"] = flops / BLAS_FLOPS * ratio("blas", "cyconv") / threads
+        elif name == "cyconv 1 thread":
+            row["scaling"] = ratio(name, "cyconv")
+        else:
+            row[f"{name}_ms"] = seconds * 1e3
+            row[f"{name}_gflops"] = flops / seconds / 1e9
+            if name != "cyconv":
+                row[f"speedup_vs_{name}"] = ratio(name, "cyconv")
     return row
 
 
@@ -276,7 +298,7 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
-def summarise(rows, peers, prefix=""):
+def summarise(rows, peers, peak, prefix=""):
     lines = []
     for dtype in sorted({r["dtype"] for r in rows}):
         for threads in sorted({r["threads"] for r in rows}):
@@ -295,8 +317,9 @@ def summarise(rows, peers, prefix=""):
         if r["layer"] == EFFICIENCY_LAYER and r["dtype"] == "float32":
             lines.append(f"{prefix}{EFFICIENCY_LAYER}, float32, {r['threads']} thread"
                          f"{'s' if r['threads'] > 1 else ''}: {r['cyconv_gflops']:.1f} GFLOP/s, "
-                         f"{100 * r['cyconv_gflops'] / (r['blas_peak_gflops'] * r['threads']):.0f}%"
-                         f" of the BLAS product timed beside it")
+                         f"{100 * r['peak_fraction']:.0f}% of the BLAS product timed beside "
+                         f"it ({100 * r['cyconv_gflops'] / (peak['float32'] * r['threads']):.0f}% "
+                         f"of the run's best BLAS reading, {peak['float32']:.0f} GFLOP/s)")
     scaling = [r for r in rows if "scaling" in r]
     for threads in sorted({r["threads"] for r in scaling}):
         sel = [r for r in scaling if r["threads"] == threads]
@@ -315,8 +338,8 @@ def summarise(rows, peers, prefix=""):
 
 def peak_ranges(rows):
     """{dtype: (lowest, highest)} BLAS reading of the rows."""
-    return {d: (min(r["blas_peak_gflops"] for r in rows if r["dtype"] == d),
-                max(r["blas_peak_gflops"] for r in rows if r["dtype"] == d))
+    return {d: (min(r["blas_gflops"] for r in rows if r["dtype"] == d),
+                max(r["blas_gflops"] for r in rows if r["dtype"] == d))
             for d in sorted({r["dtype"] for r in rows})}
 
 
@@ -324,9 +347,11 @@ def markdown(rows, peers, peak, meta, memory, summary):
     out = [f"cyconv {meta['cyconv']['version']} (kernel `{meta['cyconv']['kernel']}`), "
            f"torch {meta['versions'].get('torch')}, numpy {meta['versions']['numpy']}, "
            f"onnxruntime {meta['versions'].get('onnxruntime')}; {meta['machine']}.",
-           f"Speed-up = peer time / cyconv time (> 1: cyconv is faster). Median of interleaved "
-           f"rounds. % peak = cyconv GFLOP/s / (threads x a single-thread NumPy BLAS product "
-           f"timed in the same rounds); those BLAS readings ranged "
+           f"Speed-up = peer time / cyconv time (> 1: cyconv is faster): the median over "
+           f"{rows[0]['rounds']} interleaved rounds, spread over passes through the suite, of "
+           f"the ratio within each round (times in ms: medians). % peak = cyconv GFLOP/s / "
+           f"(threads x a single-thread NumPy BLAS product timed in the same rounds); those "
+           f"BLAS readings ranged "
            + ", ".join(f"{lo:.0f}-{hi:.0f} GFLOP/s {d}" for d, (lo, hi) in peak_ranges(rows).items())
            + f" (a reading at the start and at the end of the run: {peak['float32']:.0f} "
            f"float32, {peak['float64']:.0f} float64).", "",
@@ -359,7 +384,7 @@ def table(rows, peers):
     for r in rows:
         cells = [r["layer"], r["dtype"], str(r["threads"]), f"{r['gflop']:.3f}",
                  f"{r['cyconv_ms']:.2f}", f"{r['cyconv_gflops']:.1f}",
-                 f"{100 * r['cyconv_gflops'] / (r['blas_peak_gflops'] * r['threads']):.0f}%",
+                 f"{100 * r['peak_fraction']:.0f}%",
                  f"{r['scaling']:.2f}x" if "scaling" in r else "-"]
         for p in peers:
             if f"{p}_ms" in r:
@@ -421,7 +446,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="a representative subset")
     ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
     ap.add_argument("--peers", default="torch,numpy,onnxruntime")
-    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (max)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="interleaved rounds per case and pass (max)")
+    ap.add_argument("--passes", type=int, default=3, help="passes through the suite")
     ap.add_argument("--budget", type=float, default=4.0, help="seconds per case, soft")
     ap.add_argument("--pause", type=float, default=0.1,
                     help="seconds of quiet before each timed call (spinning thread pools)")
@@ -447,16 +474,24 @@ def main(argv=None):
     print(f"single-thread BLAS peak: {peak['float32']:.1f} GFLOP/s float32, "
           f"{peak['float64']:.1f} float64", flush=True)
 
-    rows = []
     sections = args.sections.split(",")
     cases = [(s, l, d, t) for s in sections for d in dtypes for l in layers for t in threads_list]
-    for i, (section, layer, dtype, threads) in enumerate(cases, 1):
-        row = run_case(layer, dtype, threads, args, peers, section)
-        rows.append(row)
-        speed = "  ".join(f"vs {p} {row[f'speedup_vs_{p}']:.2f}x" for p in peers
-                          if f"speedup_vs_{p}" in row)
-        print(f"[{i}/{len(cases)}] {section[:3]} {layer.name:28s} {row['dtype']} {threads}t: "
-              f"cyconv {row['cyconv_gflops']:6.1f} GFLOP/s  {speed}", flush=True)
+    # the rounds of a case are spread over passes through the whole suite, minutes
+    # apart: a slow spell of the VM then spoils a few rounds of a case, not all
+    times = [{} for _ in cases]
+    flops = [0.0] * len(cases)
+    for p in range(args.passes):
+        for i, (section, layer, dtype, threads) in enumerate(cases):
+            fns, flops[i] = make_case(layer, dtype, threads, peers, section, check=p == 0)
+            for name, t in time_interleaved(fns, args.rounds, args.budget, args.pause).items():
+                times[i].setdefault(name, []).extend(t)
+            row = make_row(section, layer, dtype, threads, flops[i], times[i])
+            speed = "  ".join(f"vs {p} {row[f'speedup_vs_{p}']:.2f}x" for p in peers
+                              if f"speedup_vs_{p}" in row)
+            print(f"[pass {p + 1}/{args.passes}, {i + 1}/{len(cases)}] {section[:3]} "
+                  f"{layer.name:28s} {row['dtype']} {threads}t: cyconv "
+                  f"{row['cyconv_gflops']:6.1f} GFLOP/s  {speed}", flush=True)
+    rows = [make_row(*case[:2], *case[2:], flops[i], times[i]) for i, case in enumerate(cases)]
 
     # the VM's speed drifts: a peak read once, in a slow spell, would flatter
     # every row, so it is read again at the end and the higher reading kept
@@ -482,8 +517,9 @@ def main(argv=None):
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE",
                                                     "OPENBLAS_L2_SIZE")},
             "threads": threads_list, "suite": [asdict(l) for l in layers]}
-    summary = (summarise([r for r in rows if r["section"] == "forward"], peers)
-               + summarise([r for r in rows if r["section"] == "backward"], peers, "backward, "))
+    summary = (summarise([r for r in rows if r["section"] == "forward"], peers, peak)
+               + summarise([r for r in rows if r["section"] == "backward"], peers, peak,
+                           "backward, "))
     (out_dir / "results.json").write_text(json.dumps(
         {"meta": meta, "summary": summary, "memory": memory, "rows": rows}, indent=1,
         default=str))

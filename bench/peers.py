@@ -11,7 +11,7 @@ torch (oneDNN in float32, im2col + BLAS in float64), the best plain NumPy
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 import cyconv
 
@@ -54,9 +54,14 @@ def numpy_conv2d(x, w, b, stride, padding, dilation, groups):
     return out + b[None, :, None, None]
 
 
+# made once: threadpool_limits() finds the loaded BLAS libraries anew on each
+# call, about 1 ms here, which would be charged to NumPy's time
+BLAS_THREADS = ThreadpoolController()
+
+
 def make_numpy(x, w, b, layer, threads):
     def run():
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with BLAS_THREADS.limit(limits=threads, user_api="blas"):
             return numpy_conv2d(x, w, b, layer.stride, layer.padding, layer.dilation,
                                 layer.groups)
     return run

@@ -109,6 +109,8 @@ def test_random_configurations_gradients_match_torch(cfg):
                                   (3, 16, 13, 30, 16, 3, 1, 1, 1, 16),  # planes (depthwise)
                                   (2, 24, 9, 9, 2, 3, 2, 1, 1, 1),      # few output channels
                                   (2, 12, 17, 9, 40, 3, 2, 1, 1, 1),    # spread input gradient
+                                  (1, 40, 6, 7, 48, 3, 1, 1, 1, 1),     # spread, own weight packing
+                                  (1, 32, 5, 6, 48, 3, 1, 1, 1, 2),     # the same, in groups
                                   (3, 6, 40, 12, 24, 3, 1, 1, 1, 1)])   # weight gradient from bands
 def test_gradients_do_not_depend_on_the_thread_count(rng, case):
     x, weight, bias, grad_out, conv = _case(rng, case, np.float32)

@@ -1,7 +1,7 @@
 """Side-by-side speed of cyconv, torch, plain NumPy and ONNX Runtime on real layer shapes.
 
     python bench/bench.py [--quick] [--dtypes float32,float64] [--threads 1,2]
-                          [--sections forward,backward] [--out DIR]
+                          [--sections forward,backward] [--passes 3] [--out DIR]
 
 Two sections: forward (conv2d) and backward (the input, weight and bias
 gradients together, against torch's autograd backward of the same conv).
@@ -447,7 +447,7 @@ def main(argv=None):
     ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
     ap.add_argument("--peers", default="torch,numpy,onnxruntime")
     ap.add_argument("--rounds", type=int, default=2,
-                    help="interleaved rounds per case and pass (max)")
+                    help="interleaved rounds per case and pass")
     ap.add_argument("--passes", type=int, default=3, help="passes through the suite")
     ap.add_argument("--budget", type=float, default=4.0, help="seconds per case, soft")
     ap.add_argument("--pause", type=float, default=0.1,
@@ -491,7 +491,7 @@ def main(argv=None):
             print(f"[pass {p + 1}/{args.passes}, {i + 1}/{len(cases)}] {section[:3]} "
                   f"{layer.name:28s} {row['dtype']} {threads}t: cyconv "
                   f"{row['cyconv_gflops']:6.1f} GFLOP/s  {speed}", flush=True)
-    rows = [make_row(*case[:2], *case[2:], flops[i], times[i]) for i, case in enumerate(cases)]
+    rows = [make_row(*case, flops[i], times[i]) for i, case in enumerate(cases)]
 
     # the VM's speed drifts: a peak read once, in a slow spell, would flatter
     # every row, so it is read again at the end and the higher reading kept

@@ -1,0 +1,47 @@
+"""The benchmark's arithmetic: the ratios its summary reports (bench/bench.py).
+No timing is asserted here; the times are made up."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench  # noqa: E402
+
+LAYER = next(l for l in bench.SUITE if l.name == bench.EFFICIENCY_LAYER)
+
+
+def test_ratios_are_medians_of_the_ratios_within_each_round():
+    # per round, torch / cyconv = 3, 1, 4: median 3 (the ratio of the medians,
+    # 3 / 2, would let a slow spell that hit one library in one round count)
+    times = {"cyconv": [1.0, 3.0, 2.0], "torch": [3.0, 3.0, 8.0],
+             "blas": [2.0, 3.0, 4.0], "cyconv 1 thread": [1.5, 6.0, 3.8]}
+    row = bench.make_row("forward", LAYER, np.float32, 2, 4e9, times)
+    assert row["speedup_vs_torch"] == 3.0
+    assert row["cyconv_ms"] == 2000.0 and row["torch_ms"] == 3000.0
+    assert row["scaling"] == pytest.approx(1.9)  # 1.5, 2, 1.9
+    # GFLOP/s of cyconv over the BLAS product's, per thread, round by round:
+    # (4e9 / t_cyconv) / (BLAS_FLOPS / t_blas) / 2 with t_blas / t_cyconv = 2, 1, 2
+    assert row["peak_fraction"] == pytest.approx(4e9 / bench.BLAS_FLOPS * 2 / 2)
+    assert "blas_ms" not in row and "speedup_vs_blas" not in row
+
+
+def test_summary_reports_the_worst_scaling_above_the_size_floor():
+    def row(name, gflop, scaling):
+        return {"section": "forward", "layer": name, "dtype": "float32", "threads": 2,
+                "gflop": gflop, "scaling": scaling, "cyconv_ms": 1.0, "speedup_vs_torch": 1.0}
+    rows = [row("small", 0.01, 1.2), row("a", 0.5, 1.85), row("b", 0.3, 1.6)]
+    lines = bench.summarise(rows, ["torch"], {"float32": 80.0, "float64": 40.0})
+    scaling = next(line for line in lines if line.startswith("scaling"))
+    assert f"geomean {math.exp(np.mean(np.log([1.2, 1.85, 1.6]))):.2f}x" in scaling
+    assert "worst 1.60x (b, float32)" in scaling and "1 of 2 at 1.8x" in scaling
+
+
+def test_interleaved_timing_returns_one_time_per_round():
+    calls = []
+    times = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                   rounds=3, budget_s=10.0, pause_s=0.0)
+    assert {name: len(t) for name, t in times.items()} == {"a": 3, "b": 3}
+    assert all(t > 0 for ts in times.values() for t in ts)

@@ -353,8 +353,8 @@ def markdown(rows, peers, peak, meta, memory, summary):
            f"(threads x a single-thread NumPy BLAS product timed in the same rounds); those "
            f"BLAS readings ranged "
            + ", ".join(f"{lo:.0f}-{hi:.0f} GFLOP/s {d}" for d, (lo, hi) in peak_ranges(rows).items())
-           + f" (a reading at the start and at the end of the run: {peak['float32']:.0f} "
-           f"float32, {peak['float64']:.0f} float64).", "",
+           + f" (the better of two hot-loop readings, at the start and at the end of the "
+           f"run: {peak['float32']:.0f} float32, {peak['float64']:.0f} float64).", "",
            "**Summary**", ""] + [f"- {line}" for line in summary] + [""]
     if memory:
         parts = [f"{k} {v['extra_bytes'] / 2**20:.1f} MiB" for k, v in memory.items()]

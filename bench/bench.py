@@ -100,23 +100,21 @@ EFFICIENCY_LAYER = "resnet 64 3x3 56 b8"  # the 3x3 layer "% peak" is judged on
 SCALING_MIN_GFLOP = 0.1  # shapes too small to split are left out of the worst scaling
 
 
-def blas_peak(dtype, rounds=5, n=1536):
-    """GFLOP/s of a large single-thread matrix product through NumPy's BLAS."""
-    a = np.random.default_rng(0).random((n, n)).astype(dtype)
-    with BLAS_THREADS.limit(limits=1, user_api="blas"):
-        a @ a
-        best = min(_timed(lambda: a @ a) for _ in range(rounds))
-    return 2 * n ** 3 / best / 1e9
-
-
 BLAS_N = 1024  # the smallest square product at the BLAS peak here
 BLAS_FLOPS = 2 * BLAS_N ** 3
 
 
-def make_blas_product(dtype):
-    """A single-thread NumPy BLAS matrix product of BLAS_FLOPS, timed in every
-    case's interleaved rounds beside the convolutions."""
-    a = np.random.default_rng(0).random((BLAS_N, BLAS_N)).astype(dtype)
+def blas_peak(dtype, rounds=5, n=1536):
+    """GFLOP/s of a large single-thread matrix product through NumPy's BLAS, hot."""
+    run = make_blas_product(dtype, n)
+    run()
+    return 2 * n ** 3 / min(_timed(run) for _ in range(rounds)) / 1e9
+
+
+def make_blas_product(dtype, n=BLAS_N):
+    """A single-thread NumPy BLAS product of two n x n matrices (BLAS_FLOPS by
+    default), timed in every case's interleaved rounds beside the convolutions."""
+    a = np.random.default_rng(0).random((n, n)).astype(dtype)
 
     def run():
         with BLAS_THREADS.limit(limits=1, user_api="blas"):

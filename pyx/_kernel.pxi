@@ -639,9 +639,10 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # groups * kh * kw][LANES]); tiles go into the item's accumulator (the
     # first slice's set it, the others add), stored with the bias at the end.
     # A unit's output positions v = r * out_w + ow run through its rows
-    # without gaps, so tiles of BAND_POSITIONS positions span row ends; tap (c, i, j) of position v sits at band[c * chan + i * dh
-    # * band_w + j * dw + positions[v]], positions[v] = r * stride_h * band_w +
-    # ow * stride_w (the positions past the unit's last repeat it).
+    # without gaps, so tiles of BAND_POSITIONS positions span row ends; tap
+    # (c, i, j) of position v sits at band[c * chan + i * dh * band_w + j * dw
+    # + positions[v]], positions[v] = r * stride_h * band_w + ow * stride_w
+    # (the positions past the unit's last repeat it).
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = g.in_channels // g.groups

@@ -38,11 +38,12 @@
 #  define cyconv_prefetch(p) ((void)(p))
 #endif
 
-/* dst[k * ldd + r] = src[r * lds + k] + bias[k] for r < 8 (4 doubles) and
- * k < min(n_cols, 8 (4)): a block of [position][channel] accumulators stored
- * into NCHW planes, transposed in vector registers (GCC / Clang vector
- * extensions, lowered to the target's shuffles).  A src row's 8 (4) values
- * must be readable even where n_cols is less. */
+/* dst[k * ldd + r] = src[r * lds + k] + bias[k] (bias NULL: + 0) for r < 8
+ * (4 doubles) and k < min(n_cols, 8 (4)): a block of [position][channel]
+ * accumulators stored into NCHW planes, or of weights packed, transposed in
+ * vector registers (GCC / Clang vector extensions, lowered to the target's
+ * shuffles).  A src row's 8 (4) values must be readable even where n_cols is
+ * less. */
 #include <stddef.h>
 #if defined(__GNUC__) || defined(__clang__)
 /* unaligned vectors of 8 floats / 4 doubles, and their shuffle masks */
@@ -84,8 +85,8 @@ static inline __attribute__((always_inline)) void cyconv_transpose_block_f32(
     u[7] = CYCONV_SHUFFLE8(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
     for (k = 0; k < 8 && k < n_cols; k++) {  /* column k */
         col = (k < 4 ? CYCONV_SHUFFLE8(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11)
-                     : CYCONV_SHUFFLE8(u[k - 4], u[k], 4, 5, 6, 7, 12, 13, 14, 15)) + bias[k];
-        *(cyconv_f32x8 *)(dst + k * ldd) = col;
+                     : CYCONV_SHUFFLE8(u[k - 4], u[k], 4, 5, 6, 7, 12, 13, 14, 15));
+        *(cyconv_f32x8 *)(dst + k * ldd) = bias ? col + bias[k] : col;
     }
 }
 
@@ -100,8 +101,8 @@ static inline __attribute__((always_inline)) void cyconv_transpose_block_f64(
     t[3] = CYCONV_SHUFFLE4(CYCONV_ROW4(2), CYCONV_ROW4(3), 1, 5, 3, 7);
     for (k = 0; k < 4 && k < n_cols; k++) {
         col = (k < 2 ? CYCONV_SHUFFLE4(t[k], t[k + 2], 0, 1, 4, 5)
-                     : CYCONV_SHUFFLE4(t[k - 2], t[k], 2, 3, 6, 7)) + bias[k];
-        *(cyconv_f64x4 *)(dst + k * ldd) = col;
+                     : CYCONV_SHUFFLE4(t[k - 2], t[k], 2, 3, 6, 7));
+        *(cyconv_f64x4 *)(dst + k * ldd) = bias ? col + bias[k] : col;
     }
 }
 #else
@@ -111,7 +112,7 @@ static inline __attribute__((always_inline)) void cyconv_transpose_block_f64(
         int r, k;                                                                           \
         for (k = 0; k < N && k < n_cols; k++)                                               \
             for (r = 0; r < N; r++)                                                         \
-                dst[k * ldd + r] = src[r * lds + k] + bias[k];                              \
+                dst[k * ldd + r] = src[r * lds + k] + (bias ? bias[k] : 0);                 \
     }
 CYCONV_TRANSPOSE_BLOCK(f32, float, 8)
 CYCONV_TRANSPOSE_BLOCK(f64, double, 4)

@@ -1150,6 +1150,11 @@ cdef void pack_grad_output(const floating* grad_out, const Geometry* g, Py_ssize
             src = (grad_out + (segments[5 * s] * g.out_channels + group * cout_g
                                + b * CYCONV_OC_BLOCK) * plane
                    + segments[5 * s + 1] * g.out_w + segments[5 * s + 2])
+            if valid == CYCONV_OC_BLOCK:  # a fixed count: no test per value
+                for q in range(length):
+                    for o in range(CYCONV_OC_BLOCK):
+                        dst[q * CYCONV_OC_BLOCK + o] = src[o * plane + q]
+                continue
             for q in range(length):
                 for o in range(valid):
                     dst[q * CYCONV_OC_BLOCK + o] = src[o * plane + q]

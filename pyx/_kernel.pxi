@@ -1090,7 +1090,7 @@ cdef enum:
     GRAD_OC_BLOCKS = 48        # output-channel blocks per item, at most
     GRAD_BAND_POSITIONS = 512  # positions per unit of weight_grad_bands, about
     GRAD_BAND_BYTES = 16384    # its bands: in L1 across a unit's taps
-    GRAD_BAND_MAX_DEPTH = 512  # and the (input channel, tap) rows it takes at most
+    GRAD_BAND_MAX_BYTES = 4096  # and its (input channel, tap) rows at most, a value each
 
 
 cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,
@@ -1275,13 +1275,17 @@ cdef inline void tap_kernel(const floating* band, const Py_ssize_t* offsets, Py_
             acc[t * L + l] += a[t][l]
 
 
-cdef inline bint use_grad_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
+cdef inline bint use_grad_bands(const Geometry* g, Py_ssize_t lanes,
+                                Py_ssize_t itemsize) noexcept nogil:
     # stride 1, enough output channels per group to fill the lanes, and few
     # (input channel, tap) rows: with many, the gathered matrix product wins
-    # (its patches are reused across more output channels)
+    # (its patches are reused across more output channels).  Measured: bands
+    # win up to 1008 float32 rows (64-112 channels 3x3, 1.04-1.21x) and lose
+    # at 1152 (0.95x), and at 576 float64 rows (0.8-0.9x)
     return (g.stride_h == 1 and g.stride_w == 1 and g.kernel_h * g.kernel_w > 1
             and g.out_channels // g.groups >= lanes
-            and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w <= GRAD_BAND_MAX_DEPTH)
+            and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w * itemsize
+                <= GRAD_BAND_MAX_BYTES)
 
 
 cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating* grad_w,
@@ -1902,7 +1906,8 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         if use_planes(&g) and stride_h == 1 and stride_w == 1:
             status = weight_grad_planes(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
                                         &grad_w[0, 0, 0, 0], &g, num_threads)
-        elif use_grad_bands(&g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
+        elif use_grad_bands(&g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64,
+                            sizeof(floating)):
             status = weight_grad_bands(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
                                        &grad_w[0, 0, 0, 0], &g, num_threads)
         else:

@@ -111,7 +111,8 @@ def test_random_configurations_gradients_match_torch(cfg):
                                   (2, 12, 17, 9, 40, 3, 2, 1, 1, 1),    # spread input gradient
                                   (1, 40, 6, 7, 48, 3, 1, 1, 1, 1),     # spread, own weight packing
                                   (1, 32, 5, 6, 48, 3, 1, 1, 1, 2),     # the same, in groups
-                                  (3, 6, 40, 12, 24, 3, 1, 1, 1, 1)])   # weight gradient from bands
+                                  (3, 6, 40, 12, 24, 3, 1, 1, 1, 1),    # weight gradient from bands
+                                  (2, 64, 9, 10, 16, 3, 1, 1, 1, 1)])   # the same, 576 rows
 def test_gradients_do_not_depend_on_the_thread_count(rng, case):
     x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
     results = [_ours(x, weight, grad_out, conv, num_threads=t)[:2] for t in (1, 2, 3, 7)]

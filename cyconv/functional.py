@@ -5,6 +5,8 @@ import numpy as np
 from ._dispatch import kernel
 from ._validation import prepare_conv2d, prepare_conv_transpose2d
 
+SPREAD_MAX_POSITIONS = 200  # see _spreads
+
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            num_threads=None):
@@ -109,11 +111,23 @@ def _spreads(weight_shape, input_shape, stride, groups):
     any stride) than gathered by the forward kernel, phase by phase.
 
     Spreading is a matrix product over C_out / groups: it needs enough of them.
-    It wins for strides (no phases, no strided copy), 1x1 kernels and narrow
-    planes (where the forward's row bands are short); measured in bench/.
+    It wins for strides (no phases, no strided copy); at stride 1 only where
+    the gathered convolution's reduction, over C_out / groups, is long (256 or
+    more) and its work per weight small: 1x1 layers, and other kernels on at
+    most SPREAD_MAX_POSITIONS input positions (all images), where copying and
+    packing the flipped weights outweighs the convolution (a 512-channel 7x7
+    layer at batch 1: spreading 1.28-1.5x faster; at batch 8, or with 64
+    channels on 14x14 planes, gathering is 1.03-1.37x faster; measured on
+    the benchmark's layers and ResNet-50's).
     """
     c_out, _, kh, kw = weight_shape
-    return c_out // groups >= 32 and (stride != (1, 1) or kh * kw == 1 or input_shape[3] < 24)
+    n, _, h, w = input_shape
+    c_out_g = c_out // groups
+    if c_out_g < 32:
+        return False
+    if stride != (1, 1):
+        return True
+    return c_out_g >= 256 and (kh * kw == 1 or n * h * w <= SPREAD_MAX_POSITIONS)
 
 
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,

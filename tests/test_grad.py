@@ -109,8 +109,8 @@ def test_random_configurations_gradients_match_torch(cfg):
                                   (3, 16, 13, 30, 16, 3, 1, 1, 1, 16),  # planes (depthwise)
                                   (2, 24, 9, 9, 2, 3, 2, 1, 1, 1),      # few output channels
                                   (2, 12, 17, 9, 40, 3, 2, 1, 1, 1),    # spread input gradient
-                                  (1, 40, 6, 7, 48, 3, 1, 1, 1, 1),     # spread, own weight packing
-                                  (1, 32, 5, 6, 48, 3, 1, 1, 1, 2),     # the same, in groups
+                                  (1, 40, 6, 7, 256, 3, 1, 1, 1, 1),    # spread, own weight packing
+                                  (1, 32, 5, 6, 512, 3, 1, 1, 1, 2),    # the same, in groups
                                   (3, 6, 40, 12, 24, 3, 1, 1, 1, 1),    # weight gradient from bands
                                   (2, 64, 9, 10, 16, 3, 1, 1, 1, 1)])   # the same, 576 rows
 def test_gradients_do_not_depend_on_the_thread_count(rng, case):
@@ -121,6 +121,27 @@ def test_gradients_do_not_depend_on_the_thread_count(rng, case):
             np.testing.assert_array_equal(a, b)
     for a, b in zip(results[0], torch_conv2d_grads(x, weight, bias, grad_out, **conv)):
         assert_close(a, b, np.float32)
+
+
+@pytest.mark.parametrize("case, spread", [
+    ((2, 12, 17, 9, 40, 3, 2, 1, 1, 1), True),     # a stride
+    ((1, 40, 6, 7, 256, 3, 1, 1, 1, 1), True),     # 256 output channels, 42 positions
+    ((1, 32, 5, 6, 512, 3, 1, 1, 1, 2), True),     # the same, in groups
+    ((2, 24, 5, 5, 256, 1, 1, 0, 1, 1), True),     # 1x1, 256 output channels
+    ((1, 8, 15, 15, 256, 3, 1, 1, 1, 1), False),   # 225 positions
+    ((1, 40, 6, 7, 48, 3, 1, 1, 1, 1), False),     # 48 output channels
+    ((2, 24, 5, 5, 64, 1, 1, 0, 1, 1), False)])    # 1x1, 64 output channels
+def test_input_gradient_takes_the_path_its_case_names(rng, monkeypatch, case, spread):
+    # the cases above (and those of the thread-count test) cover the spread
+    # kernel only if they reach it: spread or gathered, the result is torch's
+    calls = []
+    spread_kernel = cyconv.functional.kernel.conv2d_input_grad
+    monkeypatch.setattr(cyconv.functional.kernel, "conv2d_input_grad",
+                        lambda *args: calls.append(1) or spread_kernel(*args))
+    x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
+    got = cyconv.grad.conv2d_input(x.shape, weight, grad_out, **conv)
+    assert bool(calls) == spread
+    assert_close(got, torch_conv2d_grads(x, weight, bias, grad_out, **conv)[0], np.float32)
 
 
 def test_gradients_of_an_empty_batch_are_zero():

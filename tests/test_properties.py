@@ -12,7 +12,7 @@ def conv_configs(draw):
     groups = draw(st.integers(1, 3))
     # up to 6 in and 20 out per group, or 32 to 36 out: the plane kernel (few
     # channels per group), the register-blocked kernels and the spread input
-    # gradient (>= 32 output channels per group) are all drawn
+    # gradient (>= 32 output channels per group, strided) are all drawn
     c_in = groups * draw(st.integers(1, 6))
     c_out = groups * draw(st.one_of(st.integers(1, 20), st.integers(32, 36)))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))

@@ -1090,7 +1090,7 @@ cdef enum:
     GRAD_OC_BLOCKS = 48        # output-channel blocks per item, at most
     GRAD_BAND_POSITIONS = 512  # positions per unit of weight_grad_bands, about
     GRAD_BAND_BYTES = 16384    # its bands: in L1 across a unit's taps
-    GRAD_BAND_MAX_BYTES = 4096  # and its (input channel, tap) rows at most, a value each
+    GRAD_BAND_MAX_BYTES = 4096  # its (input channel, tap) rows x the size of a value, at most
 
 
 cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,

@@ -57,6 +57,12 @@ def as_int(value, name, minimum=None):
 
 def as_pair(value, name, minimum):
     """An int or a sequence of 2 ints, as a tuple of 2 ints >= minimum."""
+    # plain ints and tuples of them (what layers pass on every call) first
+    if type(value) is int and value >= minimum:
+        return (value, value)
+    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int
+            and type(value[1]) is int and value[0] >= minimum and value[1] >= minimum):
+        return value
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a tuple of 2 ints (h, w), "
@@ -83,6 +89,11 @@ def as_padding(padding, kernel_hw, dilation, stride):
             return tuple(pads)
         raise ValueError(f"padding must be an int, a tuple, 'valid' or 'same', "
                          f"but got the string {padding!r}")
+    if type(padding) is int and padding >= 0:
+        return ((padding, padding), (padding, padding))
+    if (type(padding) is tuple and len(padding) == 2 and type(padding[0]) is tuple
+            and type(padding[1]) is tuple and len(padding[0]) == 2 and len(padding[1]) == 2):
+        return (as_pair(padding[0], "padding[0]", 0), as_pair(padding[1], "padding[1]", 0))
     if isinstance(padding, (tuple, list)) and any(isinstance(p, (tuple, list)) for p in padding):
         if len(padding) != 2 or not all(isinstance(p, (tuple, list)) and len(p) == 2
                                         for p in padding):

@@ -344,25 +344,20 @@ cdef inline bint use_planes(const Geometry* g) noexcept nogil:
             or (cout_g <= 3 and (g.stride_h > 1 or g.stride_w > 1)))
 
 
-cdef void pad_plane(const floating* src, const Geometry* g, floating* padded,
-                    bint zeros_kept) noexcept nogil:
-    # padded (out_h + (kh - 1) * dh rows of out_w + (kw - 1) * dw): the input
-    # plane src as a stride-1 convolution sees it, zero padding included (or,
-    # with zeros_kept, left as an earlier call of the same geometry wrote it)
-    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
-    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
-    cdef Py_ssize_t r, ih, lo, hi
+cdef void pad_plane(const floating* src, const Geometry* g, Py_ssize_t ph, Py_ssize_t pw,
+                    floating* padded, bint zeros_kept) noexcept nogil:
+    # padded (ph rows of pw): the input plane src as the convolution's windows
+    # see it, row r and column q at input row r - pad_top and column q -
+    # pad_left, zero padding included (or, with zeros_kept, left as an
+    # earlier call of the same geometry wrote it)
+    # zeros first, in one pass (per row, the short runs' loop overheads cost
+    # more than the values), then the input rows over them
+    cdef Py_ssize_t r, lo, hi
     valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
-    for r in range(ph):
-        ih = r - g.pad_top
-        if ih < 0 or ih >= g.in_h:
-            if not zeros_kept:
-                fill_zero(padded + r * pw, pw)
-            continue
-        if not zeros_kept:
-            fill_zero(padded + r * pw, lo)
-            fill_zero(padded + r * pw + hi, pw - hi)
-        copy_run(padded + r * pw + lo, src + ih * g.in_w + lo - g.pad_left, hi - lo)
+    if not zeros_kept:
+        fill_zero(padded, ph * pw)
+    for r in range(max(0, g.pad_top), min(ph, g.pad_top + g.in_h)):
+        copy_run(padded + r * pw + lo, src + (r - g.pad_top) * g.in_w + lo - g.pad_left, hi - lo)
 
 
 cdef inline void plane_chunk(const floating* src, const Py_ssize_t* offsets, Py_ssize_t depth,
@@ -488,7 +483,7 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
                     padded_for[0] = key
                     src = x + (n * g.in_channels + oc // cout_g * cin_g + c0) * g.in_h * g.in_w
                     for c in range(nc):
-                        pad_plane(src + c * g.in_h * g.in_w, g, padded + c * ph * pw, True)
+                        pad_plane(src + c * g.in_h * g.in_w, g, ph, pw, padded + c * ph * pw, True)
                 # the first slice sets acc, the others add; two calls with a
                 # constant flag, as gcc then specialises each (one call with
                 # sl > 0 measured 5-15% slower on 1-channel and depthwise layers)
@@ -772,8 +767,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     with parallel(num_threads=n_threads):
         if prepadded:
             for plane_i in prange(g.batch * g.in_channels, schedule='static'):
-                load_band(x, g, plane_i // g.in_channels, plane_i % g.in_channels, 1, -g.pad_top,
-                          full_rows, band_w, full_chan, padded + plane_i * full_chan)
+                pad_plane(x + plane_i * g.in_h * g.in_w, g, full_rows, band_w,
+                          padded + plane_i * full_chan, False)
         if not own_packing:
             for pack in prange(g.groups * n_blocks, schedule='static'):
                 pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
@@ -1516,7 +1511,7 @@ cdef int weight_grad_planes(const floating* x, const floating* grad_out, floatin
                     fill_zero(spread + r * pw + g.out_w, pw - g.out_w)
                 for c in range(cin_g):
                     pad_plane(x + ((n * g.in_channels + group * cin_g + c) * g.in_h) * g.in_w,
-                              g, padded, n > 0 or c > 0)
+                              g, ph, pw, padded, n > 0 or c > 0)
                     for t0 in range(0, taps, 4):
                         for k in range(4):  # the last group repeats its last tap
                             t = min(t0 + k, taps - 1)

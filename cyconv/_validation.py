@@ -17,6 +17,7 @@ import numpy as np
 _COMPUTE_DTYPE = {np.dtype(np.float16): np.dtype(np.float32),
                   np.dtype(np.float32): np.dtype(np.float32),
                   np.dtype(np.float64): np.dtype(np.float64)}
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _MAX_ELEMENTS = np.iinfo(np.int64).max // 16
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -113,9 +114,12 @@ def as_float_operands(named_arrays):
     """
     values = tuple(named_arrays.values())
     dtype = values[0].dtype if type(values[0]) is np.ndarray else None
-    if dtype in (np.float32, np.float64) and all(
-            type(a) is np.ndarray and a.dtype == dtype for a in values):
-        return dict(named_arrays), dtype  # the common case, nothing to convert
+    if dtype in _NATIVE_FLOATS:  # the common case, nothing to convert (checked cheaply)
+        for a in values:
+            if type(a) is not np.ndarray or a.dtype != dtype:
+                break
+        else:
+            return dict(named_arrays), dtype
     arrays = {}
     for name, value in named_arrays.items():
         a = np.asarray(value)

@@ -85,6 +85,7 @@ SUITE = [
     L("resnet 256 3x3 14 b8", 8, 256, 14, 256, 3, p=1),
     L("resnet 512 3x3 7 b8", 8, 512, 7, 512, 3, p=1),
     L("resnet 512 3x3 7 b1", 1, 512, 7, 512, 3, p=1),
+    L("cifar 64 3x3 8 b1", 1, 64, 8, 64, 3, p=1),  # a small CNN's last stage, one image
     L("down 64->128 3x3 s2", 8, 64, 56, 128, 3, s=2, p=1),
     L("pointwise 256->64 1x1", 8, 256, 14, 64, 1),
     L("pointwise 64->256 1x1 b1", 1, 64, 56, 256, 1),

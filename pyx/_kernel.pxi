@@ -349,9 +349,9 @@ cdef void pad_plane(const floating* src, const Geometry* g, Py_ssize_t ph, Py_ss
     # padded (ph rows of pw): the input plane src as the convolution's windows
     # see it, row r and column q at input row r - pad_top and column q -
     # pad_left, zero padding included (or, with zeros_kept, left as an
-    # earlier call of the same geometry wrote it)
-    # zeros first, in one pass (per row, the short runs' loop overheads cost
-    # more than the values), then the input rows over them
+    # earlier call of the same geometry wrote it).  The zeros go first, in one
+    # pass (row by row, the short runs' loop overheads cost more than the
+    # values), then the input rows over them.
     cdef Py_ssize_t r, lo, hi
     valid_columns(-g.pad_left, 1, g.in_w, pw, &lo, &hi)
     if not zeros_kept:
@@ -797,13 +797,14 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             for sl in range(ceil_div(cin_g, slice_c)):
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)
-                for u in range(u_here if not prepadded else 0):
-                    oh0 = (u0 + u) % n_row_blocks * rows
-                    rows_here = min(rows, g.out_h - oh0)
-                    load_band(x, g, (u0 + u) // n_row_blocks, group * cin_g + c0, nc,
-                              oh0 * g.stride_h - g.pad_top,
-                              (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
-                              band_w, chan, band + u * slice_c * chan)
+                if not prepadded:
+                    for u in range(u_here):
+                        oh0 = (u0 + u) % n_row_blocks * rows
+                        rows_here = min(rows, g.out_h - oh0)
+                        load_band(x, g, (u0 + u) // n_row_blocks, group * cin_g + c0, nc,
+                                  oh0 * g.stride_h - g.pad_top,
+                                  (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
+                                  band_w, chan, band + u * slice_c * chan)
                 if own_packing:
                     for b in range(b0, b1):
                         pack_weight_rows(weight, g, group, b, L, c0 * taps, (c0 + nc) * taps,

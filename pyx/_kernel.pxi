@@ -334,6 +334,18 @@ cdef void band_offsets(const Geometry* g, Py_ssize_t n_channels, Py_ssize_t chan
                     c * chan + i * g.dilation_h * band_w + j * g.dilation_w)
 
 
+cdef inline bint compact_span(const Geometry* g) noexcept nogil:
+    # Whether the zero-padded input region the windows span (what the plane
+    # and band kernels copy, per channel) is not far larger than the input
+    # and output planes.  Huge paddings with huge strides or dilations would
+    # make those copies gigabytes of zeros (padding and stride 2**13 on a
+    # 1x1 input took 4 s); the gathered kernels read only the taps that exist.
+    cdef Py_ssize_t span_h = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
+    cdef Py_ssize_t span_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
+    cdef Py_ssize_t limit = 4 * (g.in_h * g.in_w + g.out_h * g.out_w * g.kernel_h * g.kernel_w) + 65536
+    return span_h <= limit // span_w
+
+
 cdef inline bint use_planes(const Geometry* g) noexcept nogil:
     # depthwise-like: few input channels per group and output channels too
     # few to amortise a gather over; or output channels so few (the input
@@ -736,8 +748,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # between threads) would each load it, and on small planes loading bands
     # row by row took a fifth of the time
     full_chan = full_rows * band_w
-    prepadded = (g.batch * g.in_channels * full_chan * <Py_ssize_t>sizeof(floating)
-                 <= PADDED_INPUT_BYTES)
+    prepadded = (full_chan <= PADDED_INPUT_BYTES // <Py_ssize_t>sizeof(floating)
+                 // (g.batch * g.in_channels))  # divided: no overflow on huge paddings
 
     packed = NULL
     if not own_packing:
@@ -985,11 +997,12 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
 cdef int forward(const floating* x, const floating* weight, const floating* bias,
                  floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Returns 0, or -1 when a buffer could not be allocated.
-    if use_planes(g):
+    cdef bint compact = compact_span(g)
+    if compact and use_planes(g):
         return forward_planes(x, weight, bias, out, g, n_threads)
-    if use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
+    if compact and use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
         return forward_bands(x, weight, bias, out, g, n_threads)
-    if use_narrow(g):
+    if compact and use_narrow(g):
         return forward_narrow(x, weight, bias, out, g, n_threads)
     if use_pointwise(g):
         return forward_pointwise(x, weight, bias, out, g, n_threads)
@@ -1934,7 +1947,10 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     set_geometry(&g, x.shape, grad_w.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     with nogil:
-        if use_planes(&g) and stride_h == 1 and stride_w == 1:
+        if not compact_span(&g):
+            status = weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
+                                 &g, num_threads)
+        elif use_planes(&g) and stride_h == 1 and stride_w == 1:
             status = weight_grad_planes(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
                                         &grad_w[0, 0, 0, 0], &g, num_threads)
         elif use_grad_bands(&g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64,

@@ -271,3 +271,19 @@ GRAD_BAD_CALLS = [
 def test_bad_gradient_calls_raise_clear_errors(func, args, kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("case", [(1, 8, 2, 3, 16, 3, 2**20, 2**20, 1, 1),    # row bands
+                                  (1, 1, 2, 3, 16, 3, 2**20, 2**20, 1, 1),    # planes
+                                  (2, 8, 2, 3, 16, 3, 1, 2**20, 2**20, 1),    # dilation
+                                  (1, 8, 3, 2, 6, 3, 1, 2**12, 2**12, 1)])    # narrow bands
+def test_huge_padding_with_huge_stride_or_dilation_matches_torch(rng, case):
+    # the windows span a zero-padded region of ~2**40 values around a 2x3
+    # input: the kernels that copy that region would ask for terabytes
+    # (MemoryError) or gigabytes of zeros; the gathered kernels read the taps
+    x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
+    assert_close(cyconv.conv2d(x, weight, bias, **conv),
+                 torch_conv2d(x, weight, bias, **conv), np.float32)
+    for got, expected in zip(_ours(x, weight, grad_out, conv),
+                             torch_conv2d_grads(x, weight, bias, grad_out, **conv)):
+        assert_close(got, expected, np.float32)

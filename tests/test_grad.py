@@ -278,8 +278,8 @@ def test_bad_gradient_calls_raise_clear_errors(func, args, kwargs, exc, pattern)
                                   (2, 8, 2, 3, 16, 3, 1, 2**20, 2**20, 1),    # dilation
                                   (1, 8, 3, 2, 6, 3, 1, 2**12, 2**12, 1)])    # narrow bands
 def test_huge_padding_with_huge_stride_or_dilation_matches_torch(rng, case):
-    # the windows span a zero-padded region of ~2**40 values around a 2x3
-    # input: the kernels that copy that region would ask for terabytes
+    # the windows span a zero-padded region of up to ~2**40 values around a
+    # 2x3 input: the kernels that copy that region would ask for terabytes
     # (MemoryError) or gigabytes of zeros; the gathered kernels read the taps
     x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
     assert_close(cyconv.conv2d(x, weight, bias, **conv),

@@ -92,6 +92,16 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
+cdef inline Py_ssize_t input_rows(const Geometry* g, Py_ssize_t n_out) noexcept nogil:
+    # rows of the zero-padded input that n_out consecutive output rows reach
+    return (n_out - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
+
+
+cdef inline Py_ssize_t input_cols(const Geometry* g, Py_ssize_t n_out) noexcept nogil:
+    # columns of the zero-padded input that n_out consecutive output columns reach
+    return (n_out - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
+
+
 cdef inline Py_ssize_t gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     while b:
         a, b = b, a % b
@@ -340,10 +350,8 @@ cdef inline bint compact_span(const Geometry* g) noexcept nogil:
     # and output planes.  Huge paddings with huge strides or dilations would
     # make those copies gigabytes of zeros (padding and stride 2**13 on a
     # 1x1 input took 4 s); the gathered kernels read only the taps that exist.
-    cdef Py_ssize_t span_h = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
-    cdef Py_ssize_t span_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
     cdef Py_ssize_t limit = 4 * (g.in_h * g.in_w + g.out_h * g.out_w * g.kernel_h * g.kernel_w) + 65536
-    return span_h <= limit // span_w
+    return input_rows(g, g.out_h) <= limit // input_cols(g, g.out_w)
 
 
 cdef inline bint use_planes(const Geometry* g) noexcept nogil:
@@ -675,13 +683,13 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, L)
-    cdef Py_ssize_t band_w = (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1
+    cdef Py_ssize_t band_w = input_cols(g, g.out_w)
     # input channels per band: a tile's inputs (one line per reduction step)
     # stay in L1 across the channel blocks
     cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
     cdef Py_ssize_t rows, band_rows, chan, n_row_blocks, pos_cap, tiles_cap, v
     # the input as the kernel sees it: all rows a column of windows reaches
-    cdef Py_ssize_t full_rows = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
+    cdef Py_ssize_t full_rows = input_rows(g, g.out_h)
     cdef Py_ssize_t full_chan
     cdef Py_ssize_t plane_i
     cdef bint prepadded
@@ -711,7 +719,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                                               g.out_w)))
     n_row_blocks = ceil_div(g.out_h, rows)
     n_units = g.batch * n_row_blocks
-    band_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1
+    band_rows = input_rows(g, rows)
     chan = band_rows * band_w
     tiles_cap = ceil_div(rows * g.out_w, Q)
     pos_cap = tiles_cap * Q
@@ -815,7 +823,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                         rows_here = min(rows, g.out_h - oh0)
                         load_band(x, g, (u0 + u) // n_row_blocks, group * cin_g + c0, nc,
                                   oh0 * g.stride_h - g.pad_top,
-                                  (rows_here - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1,
+                                  input_rows(g, rows_here),
                                   band_w, chan, band + u * slice_c * chan)
                 if own_packing:
                     for b in range(b0, b1):
@@ -997,13 +1005,13 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
 cdef int forward(const floating* x, const floating* weight, const floating* bias,
                  floating* out, const Geometry* g, int n_threads) noexcept nogil:
     # Returns 0, or -1 when a buffer could not be allocated.
-    cdef bint compact = compact_span(g)
-    if compact and use_planes(g):
-        return forward_planes(x, weight, bias, out, g, n_threads)
-    if compact and use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
-        return forward_bands(x, weight, bias, out, g, n_threads)
-    if compact and use_narrow(g):
-        return forward_narrow(x, weight, bias, out, g, n_threads)
+    if compact_span(g):
+        if use_planes(g):
+            return forward_planes(x, weight, bias, out, g, n_threads)
+        if use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
+            return forward_bands(x, weight, bias, out, g, n_threads)
+        if use_narrow(g):
+            return forward_narrow(x, weight, bias, out, g, n_threads)
     if use_pointwise(g):
         return forward_pointwise(x, weight, bias, out, g, n_threads)
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64

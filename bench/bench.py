@@ -1,10 +1,13 @@
 """Side-by-side speed of cyconv, torch, plain NumPy and ONNX Runtime on real layer shapes.
 
     python bench/bench.py [--quick] [--dtypes float32,float64] [--threads 1,2]
-                          [--sections forward,backward] [--passes 3] [--out DIR]
+                          [--sections forward,backward,inference] [--passes 3] [--out DIR]
 
-Two sections: forward (conv2d) and backward (the input, weight and bias
-gradients together, against torch's autograd backward of the same conv).
+Three sections: forward (conv2d); backward (the input, weight and bias
+gradients together, against torch's autograd backward of the same conv); and
+inference: the layers of a small CNN at batch 1 as frozen layers
+(cyconv.FrozenConv2d, weights packed once, as ONNX Runtime's session packs
+them), with cyconv.conv2d as a peer.
 For each layer, dtype and thread count it checks that the implementations
 agree, then times them in interleaved rounds (one call of each per round),
 spread over several passes through the suite (a slow spell of the VM then
@@ -38,8 +41,9 @@ from threadpoolctl import threadpool_info
 import cyconv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import (BACKWARD_PEERS, BLAS_THREADS, PEERS, make_cyconv,  # noqa: E402
-                   make_cyconv_backward, onnxruntime_available)
+from peers import (BACKWARD_PEERS, BLAS_THREADS, INFERENCE_PEERS, PEERS,  # noqa: E402
+                   make_cyconv, make_cyconv_backward, make_cyconv_frozen,
+                   onnxruntime_available)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,19 @@ SUITE = [
 ]
 QUICK = ["mnist 1->8 3x3", "rgb stem 3->64 7x7 s2", "resnet 64 3x3 56 b8",
          "resnet 512 3x3 7 b1", "pointwise 256->64 1x1", "depthwise 128 3x3"]
+# a small CNN at batch 1 (CIFAR-sized ResNet stages, a shortcut, a depthwise layer)
+INFERENCE_SUITE = [
+    L("cifar stem 3->16 3x3 32", 1, 3, 32, 16, 3, p=1),
+    L("cifar 16 3x3 32", 1, 16, 32, 16, 3, p=1),
+    L("cifar 16->32 3x3 s2 32", 1, 16, 32, 32, 3, s=2, p=1),
+    L("cifar 32 3x3 16", 1, 32, 16, 32, 3, p=1),
+    L("cifar 32->64 1x1 s2 16", 1, 32, 16, 64, 1, s=2),
+    L("cifar 64 3x3 8", 1, 64, 8, 64, 3, p=1),
+    L("cifar 64 1x1 8", 1, 64, 8, 64, 1),
+    L("cifar 128 3x3 4", 1, 128, 4, 128, 3, p=1),
+    L("depthwise 64 3x3 16", 1, 64, 16, 64, 3, p=1, g=64),
+]
+QUICK_INFERENCE = ["cifar 16 3x3 32", "cifar 64 1x1 8", "cifar 128 3x3 4"]
 MEMORY_LAYER = "resnet 64 3x3 56 b8"
 EFFICIENCY_LAYER = "resnet 64 3x3 56 b8"  # the 3x3 layer "% peak" is judged on
 SCALING_MIN_GFLOP = 0.1  # shapes too small to split are left out of the worst scaling
@@ -200,9 +217,10 @@ def make_case(layer, dtype, threads, peers, section, check):
                             layer.kernel, layer.kernel)).astype(dtype)
     b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
     flops = layer.flops
-    if section == "forward":
-        make_own = make_cyconv
-        makers = {name: PEERS[name] for name in peers}
+    if section in ("forward", "inference"):
+        make_own = make_cyconv if section == "forward" else make_cyconv_frozen
+        makers = ({name: PEERS[name] for name in peers} if section == "forward" else
+                  {name: INFERENCE_PEERS[name] for name in peers + ["conv2d"]})
         operands = (x, w, b, layer, threads)
     else:
         grad_out = rng.uniform(-1, 1, (layer.batch, layer.out_channels) + layer.out_size)
@@ -359,10 +377,10 @@ def markdown(rows, peers, peak, meta, memory, summary):
         parts = [f"{k} {v['extra_bytes'] / 2**20:.1f} MiB" for k, v in memory.items()]
         out += [f"Peak extra memory of one float32 call on `{MEMORY_LAYER}` beyond input and "
                 f"output (fresh process, RSS): " + ", ".join(parts) + ".", ""]
-    for section in ("forward", "backward"):
+    for section in SECTION_TITLES:
         sel = [r for r in rows if r["section"] == section]
         if sel:
-            out += [SECTION_TITLES[section], "", table(sel, peers), ""]
+            out += [SECTION_TITLES[section], "", table(sel, section_peers(section, peers)), ""]
     return "\n".join(out)
 
 
@@ -370,7 +388,17 @@ SECTION_TITLES = {
     "forward": "**Forward** (conv2d)",
     "backward": "**Backward** (input + weight + bias gradients; torch: autograd backward of "
                 "the same conv; GFLOP counts both gradient convolutions)",
+    "inference": "**Inference** (a small CNN's layers at batch 1, cyconv as frozen layers: "
+                 "`Conv2d.freeze()`, weights packed once; vs conv2d: over `cyconv.conv2d`)",
 }
+SECTION_SUMMARY_PREFIX = {"forward": "", "backward": "backward, ",
+                          "inference": "inference (frozen layers, batch 1), "}
+CHART_FILES = {"forward": "speedup.png", "backward": "speedup_backward.png",
+               "inference": "speedup_inference.png"}
+
+
+def section_peers(section, peers):
+    return peers + ["conv2d"] if section == "inference" else peers
 
 
 def table(rows, peers):
@@ -451,8 +479,8 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=4.0, help="seconds per case, soft")
     ap.add_argument("--pause", type=float, default=0.1,
                     help="seconds of quiet before each timed call (spinning thread pools)")
-    ap.add_argument("--sections", default="forward,backward",
-                    help="forward (conv2d) and/or backward (gradients)")
+    ap.add_argument("--sections", default="forward,backward,inference",
+                    help="forward (conv2d), backward (gradients), inference (frozen layers)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", default="bench/results")
     args = ap.parse_args(argv)
@@ -460,9 +488,12 @@ def main(argv=None):
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     threads_list = [int(t) for t in args.threads.split(",")]
     peers = [p for p in args.peers.split(",") if p != "onnxruntime" or onnxruntime_available()]
-    layers = [l for l in SUITE if not args.quick or l.name in QUICK]
-    if args.layers:
-        layers = [l for l in layers if any(s in l.name for s in args.layers.split(","))]
+
+    def chosen(suite, quick):
+        return [l for l in suite if (not args.quick or l.name in quick)
+                and (not args.layers or any(s in l.name for s in args.layers.split(",")))]
+    layers = chosen(SUITE, QUICK)
+    inference_layers = chosen(INFERENCE_SUITE, QUICK_INFERENCE)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -474,7 +505,8 @@ def main(argv=None):
           f"{peak['float64']:.1f} float64", flush=True)
 
     sections = args.sections.split(",")
-    cases = [(s, l, d, t) for s in sections for d in dtypes for l in layers for t in threads_list]
+    cases = [(s, l, d, t) for s in sections for d in dtypes
+             for l in (inference_layers if s == "inference" else layers) for t in threads_list]
     # the rounds of a case are spread over passes through the whole suite, minutes
     # apart: a slow spell of the VM then spoils a few rounds of a case, not all
     times = [{} for _ in cases]
@@ -485,8 +517,8 @@ def main(argv=None):
             for name, t in time_interleaved(fns, args.rounds, args.budget, args.pause).items():
                 times[i].setdefault(name, []).extend(t)
             row = make_row(section, layer, dtype, threads, flops[i], times[i])
-            speed = "  ".join(f"vs {p} {row[f'speedup_vs_{p}']:.2f}x" for p in peers
-                              if f"speedup_vs_{p}" in row)
+            speed = "  ".join(f"vs {p} {row[f'speedup_vs_{p}']:.2f}x"
+                              for p in section_peers(section, peers) if f"speedup_vs_{p}" in row)
             print(f"[pass {p + 1}/{args.passes}, {i + 1}/{len(cases)}] {section[:3]} "
                   f"{layer.name:28s} {row['dtype']} {threads}t: cyconv "
                   f"{row['cyconv_gflops']:6.1f} GFLOP/s  {speed}", flush=True)
@@ -515,18 +547,19 @@ def main(argv=None):
             "blas": threadpool_info(), "blas_peak_gflops": peak,
             "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE",
                                                     "OPENBLAS_L2_SIZE")},
-            "threads": threads_list, "suite": [asdict(l) for l in layers]}
-    summary = (summarise([r for r in rows if r["section"] == "forward"], peers, peak)
-               + summarise([r for r in rows if r["section"] == "backward"], peers, peak,
-                           "backward, "))
+            "threads": threads_list, "suite": [asdict(l) for l in layers],
+            "inference_suite": [asdict(l) for l in inference_layers]}
+    summary = sum((summarise([r for r in rows if r["section"] == section],
+                             section_peers(section, peers), peak, prefix)
+                   for section, prefix in SECTION_SUMMARY_PREFIX.items()), [])
     (out_dir / "results.json").write_text(json.dumps(
         {"meta": meta, "summary": summary, "memory": memory, "rows": rows}, indent=1,
         default=str))
     (out_dir / "results.md").write_text(markdown(rows, peers, peak, meta, memory, summary))
-    charts = [out_dir / name for name, section in (("speedup.png", "forward"),
-                                                   ("speedup_backward.png", "backward"))
-              if chart([r for r in rows if r["section"] == section], peers, out_dir / name,
-                       SECTION_TITLES[section].replace("**", ""))]
+    charts = [out_dir / name for section, name in CHART_FILES.items()
+              if chart([r for r in rows if r["section"] == section],
+                       section_peers(section, peers), out_dir / name,
+                       SECTION_TITLES[section].replace("**", "").replace("`", ""))]
     print("\n".join(["", "Summary:"] + summary))
     print(f"\nwrote " + ", ".join(str(p) for p in [out_dir / "results.md",
                                                     out_dir / "results.json"] + charts))

@@ -21,6 +21,15 @@ def make_cyconv(x, w, b, layer, threads):
                                  layer.groups, num_threads=threads)
 
 
+def make_cyconv_frozen(x, w, b, layer, threads):
+    """A FrozenConv2d with w and b: weights packed once, inputs checked once per shape."""
+    conv = cyconv.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
+                         layer.padding, layer.dilation, layer.groups, dtype=x.dtype,
+                         num_threads=threads)
+    frozen = conv.load_state_dict({"weight": w, "bias": b}).freeze()
+    return lambda: frozen(x)
+
+
 def make_torch(x, w, b, layer, threads):
     import torch
     import torch.nn.functional as F
@@ -103,6 +112,8 @@ def make_onnxruntime(x, w, b, layer, threads):
 
 
 PEERS = {"torch": make_torch, "numpy": make_numpy, "onnxruntime": make_onnxruntime}
+# the inference section times frozen layers, and cyconv.conv2d beside them
+INFERENCE_PEERS = dict(PEERS, conv2d=make_cyconv)
 
 
 def make_cyconv_backward(x, w, b, grad_out, layer, threads):

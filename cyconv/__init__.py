@@ -3,6 +3,6 @@ from ._version import __version__
 from ._config import config
 from .functional import conv2d, conv_transpose2d
 from . import grad
-from .layers import Conv2d
+from .layers import Conv2d, FrozenConv2d
 
-__all__ = ["__version__", "config", "conv2d", "conv_transpose2d", "grad", "Conv2d"]
+__all__ = ["__version__", "config", "conv2d", "conv_transpose2d", "grad", "Conv2d", "FrozenConv2d"]

@@ -38,14 +38,16 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return run_conv2d(call)
 
 
-def run_conv2d(call):
-    """Allocate the output of a checked call and run the kernel."""
+def run_conv2d(call, packed=None, packed_block=0):
+    """Allocate the output of a checked call and run the kernel (on the
+    weights packed for it, when given: see FrozenConv2d)."""
     out = _allocate(call.out_shape, call.input.dtype, "output")
     if out.size:
         kernel.conv2d_forward(
             call.input, call.weight, call.bias, out,
             call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
-            call.dilation[0], call.dilation[1], call.groups, call.num_threads)
+            call.dilation[0], call.dilation[1], call.groups, call.num_threads,
+            packed, packed_block)
     out = out.astype(call.result_dtype, copy=False)
     return out[0] if call.unbatched else out
 

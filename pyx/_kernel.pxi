@@ -22,6 +22,7 @@ from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
+import numpy as np
 
 cdef extern from "cyconv_platform.h" nogil:
     enum:
@@ -662,7 +663,8 @@ cdef Py_ssize_t unit_rows(const Geometry* g, Py_ssize_t most) noexcept nogil:
 
 
 cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
-                       floating* out, const Geometry* g, int n_threads) noexcept nogil:
+                       const floating* prepacked, floating* out, const Geometry* g,
+                       int n_threads) noexcept nogil:
     # Gather-free dense kernel.  A unit is a block of output rows of one image;
     # a work item is a unit (or several, see below) and a slice of output
     # channels.  For each slice of input channels the thread copies the input
@@ -701,7 +703,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef Py_ssize_t item, pack, c, group, n, oh0, rows_here
     cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, group_tiles, n_tiles, sl, c0, nc
     cdef bint own_packing
-    cdef floating* packed
+    cdef floating* owned = NULL  # the packed weights when this call packs them
+    cdef const floating* packed = prepacked
     cdef floating* slice_w  # per thread: an item's blocks of one slice, packed
     cdef Py_ssize_t* offsets
     cdef Py_ssize_t* positions
@@ -750,7 +753,8 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     # used by one item only, which packs its blocks slice by slice into a
     # buffer of its own, so the weights are read from memory once (not read,
     # written packed and read back)
-    own_packing = n_unit_blocks == 1 or depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES
+    own_packing = prepacked == NULL and (
+        n_unit_blocks == 1 or depth * cout_g * <Py_ssize_t>sizeof(floating) >= MANY_WEIGHT_BYTES)
     # a small input is zero-padded once, whole, and the units read their
     # bands in place: items that share a unit (its output channels split
     # between threads) would each load it, and on small planes loading bands
@@ -759,9 +763,9 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     prepadded = (full_chan <= PADDED_INPUT_BYTES // <Py_ssize_t>sizeof(floating)
                  // (g.batch * g.in_channels))  # divided: no overflow on huge paddings
 
-    packed = NULL
-    if not own_packing:
-        packed = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
+    if packed == NULL and not own_packing:
+        owned = <floating*>malloc(g.groups * n_blocks * depth * L * sizeof(floating))
+        packed = owned
     if prepadded:
         padded = <floating*>malloc(g.batch * g.in_channels * full_chan * sizeof(floating))
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
@@ -769,7 +773,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     runs = <bint*>malloc(tiles_cap * sizeof(bint))
     if ((packed == NULL and not own_packing) or (padded == NULL and prepadded)
             or offsets == NULL or positions == NULL or runs == NULL):
-        free(packed)
+        free(owned)
         free(padded)
         free(offsets)
         free(positions)
@@ -789,9 +793,9 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
             for plane_i in prange(g.batch * g.in_channels, schedule='static'):
                 pad_plane(x + plane_i * g.in_h * g.in_w, g, full_rows, band_w,
                           padded + plane_i * full_chan, False)
-        if not own_packing:
+        if owned != NULL:
             for pack in prange(g.groups * n_blocks, schedule='static'):
-                pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, packed)
+                pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, L, owned)
         slice_w = NULL
         if own_packing:
             slice_w = <floating*>cyconv_aligned_alloc(blocks_per_item * slice_c * taps * L
@@ -869,7 +873,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
         cyconv_aligned_free(band)
         cyconv_aligned_free(acc)
         cyconv_aligned_free(slice_w)
-    free(packed)
+    free(owned)
     free(padded)
     free(offsets)
     free(positions)
@@ -908,7 +912,8 @@ cdef inline bint use_narrow(const Geometry* g) noexcept nogil:
 
 
 cdef int forward_narrow(const floating* x, const floating* weight, const floating* bias,
-                        floating* out, const Geometry* g, int n_threads) noexcept nogil:
+                        const floating* prepacked, floating* out, const Geometry* g,
+                        int n_threads) noexcept nogil:
     # The row-band layout of forward_bands (stride 1, several rows of the
     # padded width per item, positions v = r * band_w + ow) with the gathered
     # kernel's register tile: OC_BLOCK output channels x POS_BLOCK consecutive
@@ -928,7 +933,8 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads
     cdef Py_ssize_t item, pack, group, n, oh0, rows_here, n_pos, n_tiles, ld
     cdef Py_ssize_t oc_item, b, b0, b1, tile_i, o, oc, r, ow, sl, c0, nc
-    cdef floating* packed
+    cdef floating* owned = NULL
+    cdef const floating* packed = prepacked
     cdef Py_ssize_t* offsets
     cdef floating* band
     cdef floating* acc
@@ -949,17 +955,20 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
         n_oc_items = ceil_div(n_blocks, blocks_per_item)
     n_items = g.groups * g.batch * n_row_blocks * n_oc_items
 
-    packed = <floating*>malloc(g.groups * n_blocks * depth * OB * sizeof(floating))
+    if packed == NULL:
+        owned = <floating*>malloc(g.groups * n_blocks * depth * OB * sizeof(floating))
+        packed = owned
     offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
     if packed == NULL or offsets == NULL:
-        free(packed)
+        free(owned)
         free(offsets)
         return -1
     band_offsets(g, slice_c, chan, band_w, offsets)
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
-        for pack in prange(g.groups * n_blocks, schedule='static'):
-            pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, packed)
+        if owned != NULL:
+            for pack in prange(g.groups * n_blocks, schedule='static'):
+                pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, owned)
         band = <floating*>cyconv_aligned_alloc(slice_c * chan * sizeof(floating))
         acc = <floating*>cyconv_aligned_alloc(blocks_per_item * OB * pos_cap * sizeof(floating))
         if band == NULL or acc == NULL:
@@ -997,23 +1006,55 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
                         dst[ow] = src[ow] + bias[oc]
         cyconv_aligned_free(band)
         cyconv_aligned_free(acc)
-    free(packed)
+    free(owned)
     free(offsets)
     return -1 if failed else 0
 
 
-cdef int forward(const floating* x, const floating* weight, const floating* bias,
-                 floating* out, const Geometry* g, int n_threads) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.
+cdef enum:
+    PATH_PLANES, PATH_BANDS, PATH_NARROW, PATH_POINTWISE, PATH_GATHERED
+
+
+cdef int forward_path(const Geometry* g, Py_ssize_t lanes) noexcept nogil:
+    # the kernel that computes the layer g (lanes: the row-band kernel's)
     if compact_span(g):
         if use_planes(g):
-            return forward_planes(x, weight, bias, out, g, n_threads)
-        if use_bands(g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64):
-            return forward_bands(x, weight, bias, out, g, n_threads)
+            return PATH_PLANES
+        if use_bands(g, lanes):
+            return PATH_BANDS
         if use_narrow(g):
-            return forward_narrow(x, weight, bias, out, g, n_threads)
+            return PATH_NARROW
     if use_pointwise(g):
-        return forward_pointwise(x, weight, bias, out, g, n_threads)
+        return PATH_POINTWISE
+    return PATH_GATHERED
+
+
+cdef Py_ssize_t block_for(const Geometry* g, bint double) noexcept nogil:
+    # The output-channel block of the packed weights ([group][block][C_in /
+    # groups * kh * kw][block]) that the kernel computing g reads; 0 for the
+    # plane kernel, which reads the weights as they are.
+    cdef Py_ssize_t lanes = CYCONV_BAND_LANES_F64 if double else CYCONV_BAND_LANES_F32
+    cdef int path = forward_path(g, lanes)
+    if path == PATH_PLANES:
+        return 0
+    return lanes if path == PATH_BANDS else CYCONV_OC_BLOCK
+
+
+cdef int forward(const floating* x, const floating* weight, const floating* bias,
+                 const floating* prepacked, floating* out, const Geometry* g,
+                 int n_threads) noexcept nogil:
+    # Returns 0, or -1 when a buffer could not be allocated.  prepacked: the
+    # weights packed as block_for says, or NULL to pack them here.
+    cdef int path = forward_path(
+        g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64)
+    if path == PATH_PLANES:
+        return forward_planes(x, weight, bias, out, g, n_threads)
+    if path == PATH_BANDS:
+        return forward_bands(x, weight, bias, prepacked, out, g, n_threads)
+    if path == PATH_NARROW:
+        return forward_narrow(x, weight, bias, prepacked, out, g, n_threads)
+    if path == PATH_POINTWISE:
+        return forward_pointwise(x, weight, bias, prepacked, out, g, n_threads)
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Tiling t = choose_tiling(g, pos_block, n_threads)
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
@@ -1025,7 +1066,8 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     cdef Py_ssize_t item_channels = t.blocks_per_item * CYCONV_OC_BLOCK
     cdef Py_ssize_t item, pack, group, chunk, oc_item, b0, b1, b, q0, n_pos, n_tiles
     cdef Py_ssize_t n_seg, s, o, oc, slice_, ic0, n_ic, tile, p, r, rows
-    cdef floating* packed
+    cdef floating* owned = NULL
+    cdef const floating* packed = prepacked
     cdef floating* buf
     cdef floating* acc
     cdef floating* dst
@@ -1043,14 +1085,17 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
                                 and g.stride_w == 1 and g.pad_top == 0 and g.pad_left == 0
                                 and g.out_h == g.in_h and g.out_w == g.in_w)
 
-    packed = <floating*>malloc(g.groups * t.n_oc_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
     if packed == NULL:
-        return -1
+        owned = <floating*>malloc(g.groups * t.n_oc_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
+        packed = owned
+        if packed == NULL:
+            return -1
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, t.n_items))
     with parallel(num_threads=n_threads):
-        for pack in prange(g.groups * t.n_oc_blocks, schedule='static'):
-            pack_weight_block(weight, g, pack // t.n_oc_blocks, pack % t.n_oc_blocks,
-                              CYCONV_OC_BLOCK, packed)
+        if owned != NULL:
+            for pack in prange(g.groups * t.n_oc_blocks, schedule='static'):
+                pack_weight_block(weight, g, pack // t.n_oc_blocks, pack % t.n_oc_blocks,
+                                  CYCONV_OC_BLOCK, owned)
 
         buf = <floating*>cyconv_aligned_alloc(t.channels_per_gather * taps * t.chunk_width * sizeof(floating))
         acc = <floating*>malloc(item_channels * t.chunk_width * sizeof(floating))
@@ -1122,7 +1167,7 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
         free(acc)
         free(segments)
         free(in_place)
-    free(packed)
+    free(owned)
     return -1 if failed else 0
 
 
@@ -1833,7 +1878,8 @@ cdef inline bint use_pointwise(const Geometry* g) noexcept nogil:
 
 
 cdef int forward_pointwise(const floating* x, const floating* weight, const floating* bias,
-                           floating* out, const Geometry* g, int n_threads) noexcept nogil:
+                           const floating* prepacked, floating* out, const Geometry* g,
+                           int n_threads) noexcept nogil:
     # A 1x1 convolution (stride 1, no padding) is the matrix product out = W x
     # per image and group.  A work item is a chunk of positions of one image
     # and group and a run of output-channel blocks: it packs the chunk of x as
@@ -1856,7 +1902,8 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef Py_ssize_t n_items, item, pack, n, group, q, n_pos, n_tiles, tile, lanes, o, p
     cdef Py_ssize_t b, b0, b1, oc0, valid
     cdef floating bv
-    cdef floating* packed
+    cdef floating* owned = NULL
+    cdef const floating* packed = prepacked
     cdef floating* x_tiles
     cdef floating* edge  # a partial tile, then the bias as a tile
     cdef floating* bias_tile
@@ -1873,13 +1920,16 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     blocks_per_item = ceil_div(n_blocks, n_oc_items)
     n_oc_items = ceil_div(n_blocks, blocks_per_item)
     n_items = base * n_oc_items
-    packed = <floating*>malloc(g.groups * n_blocks * cin_g * OB * sizeof(floating))
     if packed == NULL:
-        return -1
+        owned = <floating*>malloc(g.groups * n_blocks * cin_g * OB * sizeof(floating))
+        packed = owned
+        if packed == NULL:
+            return -1
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
-        for pack in prange(g.groups * n_blocks, schedule='static'):
-            pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, packed)
+        if owned != NULL:
+            for pack in prange(g.groups * n_blocks, schedule='static'):
+                pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, owned)
         x_tiles = <floating*>cyconv_aligned_alloc(chunk * cin_g * sizeof(floating))
         edge = <floating*>cyconv_aligned_alloc(2 * OB * P * sizeof(floating))
         bias_tile = edge + OB * P
@@ -1920,7 +1970,7 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
                                      edge + o * P, lanes)
         cyconv_aligned_free(x_tiles)
         cyconv_aligned_free(edge)
-    free(packed)
+    free(owned)
     return -1 if failed else 0
 
 
@@ -1977,21 +2027,78 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                    Py_ssize_t stride_h, Py_ssize_t stride_w,
                    Py_ssize_t pad_top, Py_ssize_t pad_left,
                    Py_ssize_t dilation_h, Py_ssize_t dilation_w,
-                   Py_ssize_t groups, int num_threads):
+                   Py_ssize_t groups, int num_threads, packed=None, Py_ssize_t packed_block=0):
     """out = conv2d(x, weight, bias) for checked, contiguous, non-empty operands.
 
     Padding is zeros: pad_top/pad_left shift the window; the bottom/right
-    padding is implied by out's shape.
+    padding is implied by out's shape.  packed: None, or weight as pack_weight
+    packs it in blocks of packed_block, the block packing_block gives for
+    this call (checked: a wrong layout would give wrong results).
     """
     cdef Geometry g
     cdef int status
+    cdef const floating[::1] packed_view
+    cdef const floating* prepacked = NULL
     set_geometry(&g, x.shape, weight.shape, out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
+    if packed is not None:
+        if packed_block != block_for(&g, sizeof(floating) == 8) or packed_block == 0:
+            raise ValueError(f"cyconv: weights packed in blocks of {packed_block} for a call "
+                             f"that reads blocks of {block_for(&g, sizeof(floating) == 8)}")
+        packed_view = packed
+        if packed_view.shape[0] != packed_size(&g, packed_block):
+            raise ValueError(f"cyconv: {packed_view.shape[0]} packed weights for a layout "
+                             f"of {packed_size(&g, packed_block)}")
+        prepacked = &packed_view[0]
     with nogil:
-        status = forward(&x[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], &out[0, 0, 0, 0],
-                         &g, num_threads)
+        status = forward(&x[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], prepacked,
+                         &out[0, 0, 0, 0], &g, num_threads)
     if status != 0:
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+
+
+cdef Py_ssize_t packed_size(const Geometry* g, Py_ssize_t block) noexcept nogil:
+    # values in the weights packed in blocks of block, pack_weight_block's layout
+    cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
+    return g.groups * ceil_div(g.out_channels // g.groups, block) * depth * block
+
+
+def packing_block(tuple x_shape, tuple weight_shape, tuple out_shape,
+                  Py_ssize_t stride_h, Py_ssize_t stride_w,
+                  Py_ssize_t pad_top, Py_ssize_t pad_left,
+                  Py_ssize_t dilation_h, Py_ssize_t dilation_w, Py_ssize_t groups, bint double):
+    """The block of the packed weights conv2d_forward reads for this call (as
+    its arguments, the operands' shapes; double for float64), 0 when it reads
+    the weights as they are."""
+    cdef Geometry g
+    cdef Py_ssize_t xs[4]
+    cdef Py_ssize_t ws[4]
+    cdef Py_ssize_t os[4]
+    cdef int i
+    for i in range(4):
+        xs[i], ws[i], os[i] = x_shape[i], weight_shape[i], out_shape[i]
+    set_geometry(&g, xs, ws, os, stride_h, stride_w, pad_top, pad_left,
+                 dilation_h, dilation_w, groups)
+    return block_for(&g, double)
+
+
+def pack_weight(const floating[:, :, :, ::1] weight, Py_ssize_t groups, Py_ssize_t block,
+                int num_threads):
+    """weight packed in blocks of block output channels, the layout
+    conv2d_forward's packed argument takes (a new 1-D array)."""
+    cdef Geometry g
+    cdef Py_ssize_t n_blocks, pack
+    cdef floating[::1] dst
+    g.out_channels, g.in_channels = weight.shape[0], weight.shape[1] * groups
+    g.kernel_h, g.kernel_w, g.groups = weight.shape[2], weight.shape[3], groups
+    n_blocks = ceil_div(g.out_channels // groups, block)
+    packed = np.empty(packed_size(&g, block), dtype=np.float32 if floating is float else np.float64)
+    dst = packed
+    with nogil:
+        for pack in prange(groups * n_blocks, schedule='static', num_threads=num_threads):
+            pack_weight_block(&weight[0, 0, 0, 0], &g, pack // n_blocks, pack % n_blocks,
+                              block, &dst[0])
+    return packed
 
 
 def flip_transpose_weight(const floating[:, :, :, ::1] weight, floating[:, :, :, ::1] out,

@@ -45,3 +45,12 @@ def test_interleaved_timing_returns_one_time_per_round():
                                    rounds=3, budget_s=10.0, pause_s=0.0)
     assert {name: len(t) for name, t in times.items()} == {"a": 3, "b": 3}
     assert all(t > 0 for ts in times.values() for t in ts)
+
+
+def test_inference_cases_agree_with_torch_and_time_frozen_layers():
+    # make_case checks every implementation against torch before timing
+    layer = next(l for l in bench.INFERENCE_SUITE if l.name == "cifar 64 1x1 8")
+    fns, flops = bench.make_case(layer, np.float32, 2, ["torch", "numpy"], "inference",
+                                 check=True)
+    assert set(fns) == {"cyconv", "torch", "numpy", "conv2d", "blas", "cyconv 1 thread"}
+    assert flops == 2 * 64 * 64 * 8 * 8

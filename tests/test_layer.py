@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cyconv
-from helpers import assert_close, random_array
+from helpers import assert_close, random_array, torch_conv2d
 
 CONFIGS = [
     dict(in_channels=3, out_channels=8, kernel_size=3, padding=1),
@@ -116,3 +116,85 @@ def test_bad_layer_inputs_and_states():
     circular = cyconv.Conv2d(1, 1, 3, padding=4, padding_mode="circular")
     with pytest.raises(ValueError, match=r"'circular' needs each padding to be at most"):
         circular(np.zeros((1, 1, 3, 3), np.float32))
+
+
+# one layer per kernel path: plane (depthwise), row-band (batch 1 packs per
+# item, larger batches share the packed weights; a partial channel block),
+# narrow, pointwise, gathered (1x1 with stride), grouped bands
+FROZEN_CONFIGS = [
+    dict(in_channels=8, out_channels=8, kernel_size=3, padding=1, groups=8),
+    dict(in_channels=16, out_channels=20, kernel_size=3, padding=1),
+    dict(in_channels=16, out_channels=32, kernel_size=3, stride=2, padding=1),
+    dict(in_channels=8, out_channels=4, kernel_size=3, padding=1),
+    dict(in_channels=32, out_channels=25, kernel_size=1),
+    dict(in_channels=16, out_channels=12, kernel_size=1, stride=2),
+    dict(in_channels=32, out_channels=64, kernel_size=3, padding=1, groups=2),
+    dict(in_channels=6, out_channels=24, kernel_size=3, padding=1, padding_mode="reflect"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("config", FROZEN_CONFIGS, ids=[str(i) for i in range(len(FROZEN_CONFIGS))])
+def test_frozen_layer_matches_torch(rng, config, dtype):
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(**config, dtype=torch.float32 if dtype == np.float32
+                                else torch.float64)
+    frozen = cyconv.Conv2d.from_torch(reference, num_threads=2).freeze()
+    # batch sizes and plane sizes in turn: each input shape finds its packing
+    for shape in [(1, 12, 12), (3, 12, 12), (1, 7, 9), (1, 12, 12), (3, 12, 12)]:
+        x = random_array(rng, (shape[0], config["in_channels"]) + shape[1:], dtype)
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(x)).numpy()
+        out = frozen(x)
+        assert out.dtype == dtype
+        assert_close(out, expected, dtype)
+    assert_close(frozen(x[0]), expected[0], dtype)
+
+
+def test_frozen_layer_is_a_snapshot_with_read_only_weights(rng):
+    layer = cyconv.Conv2d(16, 32, 3, padding=1, rng=0)
+    x = random_array(rng, (2, 16, 8, 8), np.float32)
+    before = layer(x)
+    frozen = layer.freeze()
+    assert_close(frozen(x), before, np.float32)
+    layer.weight *= 2  # the layer changes; the frozen copy does not
+    layer.bias[:] = 0
+    assert_close(frozen(x), before, np.float32)
+    assert not np.allclose(layer(x), before)
+    with pytest.raises(ValueError, match="read-only"):
+        frozen.weight[0, 0, 0, 0] = 1
+    with pytest.raises(ValueError, match="read-only"):
+        frozen.bias[0] = 1
+    assert_close(frozen(x), before, np.float32)
+    assert set(frozen.state_dict()) == {"weight", "bias"}
+    assert repr(frozen) == "Frozen" + repr(cyconv.Conv2d(16, 32, 3, padding=1))
+    assert not hasattr(frozen, "backward")
+
+
+def test_frozen_layer_errors_are_the_layers():
+    frozen = cyconv.Conv2d(3, 4, 3).freeze()
+    with pytest.raises(ValueError, match=r"expects input to have 3 channels"):
+        frozen(np.zeros((1, 2, 8, 8), np.float32))
+    with pytest.raises(TypeError, match=r"must have the same float dtype"):
+        frozen(np.zeros((1, 3, 8, 8), np.float64))
+    with pytest.raises(TypeError, match=r"FrozenConv2d freezes a cyconv.Conv2d"):
+        cyconv.FrozenConv2d(torch.nn.Conv2d(3, 4, 3))
+
+
+def test_kernel_refuses_weights_packed_for_another_layout(rng):
+    # the compiled kernel checks what it is given: a wrong layout would
+    # silently compute wrong values
+    from cyconv._dispatch import kernel
+    x = random_array(rng, (1, 16, 8, 8), np.float32)
+    w = random_array(rng, (32, 16, 3, 3), np.float32)
+    bias = np.zeros(32, np.float32)
+    out = np.empty((1, 32, 8, 8), np.float32)
+    args = (x, w, bias, out, 1, 1, 1, 1, 1, 1, 1, 1)
+    block = kernel.packing_block(x.shape, w.shape, out.shape, 1, 1, 1, 1, 1, 1, 1, False)
+    packed = kernel.pack_weight(w, 1, block, 1)
+    kernel.conv2d_forward(*args, packed, block)
+    assert_close(out, torch_conv2d(x, w, bias, padding=1), np.float32)
+    with pytest.raises(ValueError, match="packed in blocks of"):
+        kernel.conv2d_forward(*args, kernel.pack_weight(w, 1, block + 1, 1), block + 1)
+    with pytest.raises(ValueError, match="packed weights for a layout"):
+        kernel.conv2d_forward(*args, packed[:-1], block)

@@ -210,7 +210,8 @@ class FrozenConv2d:
         else:
             call, block = known
             call = call._replace(
-                input=np.ascontiguousarray(x[np.newaxis] if call.unbatched else x),
+                input=np.ascontiguousarray(x[np.newaxis] if call.unbatched else x,
+                                           dtype=call.input.dtype),
                 num_threads=as_num_threads(self.num_threads, kernel.max_threads()))
         if block == 0:
             return run_conv2d(call)

@@ -171,6 +171,16 @@ def test_frozen_layer_is_a_snapshot_with_read_only_weights(rng):
     assert not hasattr(frozen, "backward")
 
 
+def test_frozen_layer_converts_integer_inputs_every_time(rng):
+    layer = cyconv.Conv2d(3, 16, 3, padding=1, rng=0)
+    frozen = layer.freeze()
+    x = rng.integers(-3, 4, (2, 3, 6, 6))
+    for _ in range(2):  # checked, then known
+        out = frozen(x)
+        assert out.dtype == np.float32
+        assert_close(out, layer(x.astype(np.float32)), np.float32)
+
+
 def test_frozen_layer_errors_are_the_layers():
     frozen = cyconv.Conv2d(3, 4, 3).freeze()
     with pytest.raises(ValueError, match=r"expects input to have 3 channels"):

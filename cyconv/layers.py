@@ -224,6 +224,16 @@ class FrozenConv2d:
 
     forward = __call__
 
+    def __getstate__(self):  # pickle and deepcopy: the configuration and weights, no caches
+        return {k: v for k, v in self.__dict__.items() if k not in ("_calls", "_packed")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        # unpickled arrays are writeable: read-only again, so nothing packed can go stale
+        self._weight = _read_only_copy(self._weight, self.dtype)
+        self._bias = None if self._bias is None else _read_only_copy(self._bias, self.dtype)
+        self._calls, self._packed = {}, {}
+
     def state_dict(self):
         """{'weight': ..., 'bias': ...} (read-only arrays), like Conv2d's."""
         return Conv2d.state_dict(self)

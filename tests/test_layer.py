@@ -171,6 +171,17 @@ def test_frozen_layer_is_a_snapshot_with_read_only_weights(rng):
     assert not hasattr(frozen, "backward")
 
 
+def test_frozen_layer_pickles_and_copies_read_only(rng):
+    import copy
+    import pickle
+    frozen = cyconv.Conv2d(16, 32, 3, padding=1, rng=0).freeze()
+    x = random_array(rng, (1, 16, 8, 8), np.float32)
+    expected = frozen(x)
+    for other in (pickle.loads(pickle.dumps(frozen)), copy.deepcopy(frozen)):
+        assert not other.weight.flags.writeable and not other.bias.flags.writeable
+        assert_close(other(x), expected, np.float32)
+
+
 def test_frozen_layer_converts_integer_inputs_every_time(rng):
     layer = cyconv.Conv2d(3, 16, 3, padding=1, rng=0)
     frozen = layer.freeze()

@@ -445,12 +445,12 @@ def chart(rows, peers, path, title):
         ax.axvline(1.0, color="black", lw=1)
         ax.set_xscale("log")
         ax.set_yticks(y + 0.4 - height / 2, [r["layer"] for r in sel], fontsize=8)
-        ax.invert_yaxis()
         ax.set_title(f"{dtype}, {threads} thread{'s' if threads > 1 else ''}")
         ax.set_xlabel("speed-up of cyconv (peer time / cyconv time, log)")
-    axes[0][0].legend(loc="lower right")
+    axes[0][0].invert_yaxis()  # once: the axes share y, and each inversion would toggle all
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(peers))
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True

@@ -3,10 +3,9 @@ import math
 
 import numpy as np
 
-from ._validation import (PADDING_MODES, as_int, as_pair, as_padding, as_num_threads,
-                          pad_for_mode)
 from ._dispatch import kernel
-from ._validation import prepare_conv2d
+from ._validation import (PADDING_MODES, as_int, as_pair, as_padding, as_num_threads,
+                          pad_for_mode, prepare_conv2d)
 from .functional import conv2d, run_conv2d
 from .grad import conv2d_bias, conv2d_input, conv2d_weight
 
@@ -206,12 +205,12 @@ class FrozenConv2d:
             if key is not None:
                 if len(self._calls) >= _MAX_SHAPES_KEPT:
                     self._calls.clear()
-                self._calls[key] = (call, block)
+                self._calls[key] = (call._replace(input=None), block)  # not kept alive
         else:
             call, block = known
             call = call._replace(
                 input=np.ascontiguousarray(x[np.newaxis] if call.unbatched else x,
-                                           dtype=call.input.dtype),
+                                           dtype=call.weight.dtype),
                 num_threads=as_num_threads(self.num_threads, kernel.max_threads()))
         if block == 0:
             return run_conv2d(call)

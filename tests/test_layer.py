@@ -182,6 +182,20 @@ def test_frozen_layer_pickles_and_copies_read_only(rng):
         assert_close(other(x), expected, np.float32)
 
 
+def test_frozen_layer_keeps_no_input_alive_and_takes_empty_batches(rng):
+    import gc
+    import weakref
+    frozen = cyconv.Conv2d(16, 32, 3, padding=1, rng=0).freeze()
+    x = random_array(rng, (2, 16, 8, 8), np.float32)
+    frozen(x)
+    frozen(x)
+    gone = weakref.ref(x)
+    del x
+    gc.collect()
+    assert gone() is None
+    assert frozen(np.zeros((0, 16, 8, 8), np.float32)).shape == (0, 32, 8, 8)
+
+
 def test_frozen_layer_converts_integer_inputs_every_time(rng):
     layer = cyconv.Conv2d(3, 16, 3, padding=1, rng=0)
     frozen = layer.freeze()

@@ -179,8 +179,8 @@ class FrozenConv2d:
         for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding",
                      "dilation", "groups", "padding_mode", "dtype", "num_threads", "_pads"):
             setattr(self, name, getattr(layer, name))
-        self._weight = _read_only_copy(layer.weight, self.dtype)
-        self._bias = None if layer.bias is None else _read_only_copy(layer.bias, self.dtype)
+        self._weight = _read_only_copy(layer.weight)
+        self._bias = None if layer.bias is None else _read_only_copy(layer.bias)
         # (input shape, dtype) -> that input's checked call and the packing
         # block its kernel reads: an input like one checked before needs no
         # checks again (they depend on its shape and dtype only)
@@ -229,8 +229,8 @@ class FrozenConv2d:
     def __setstate__(self, state):
         self.__dict__.update(state)
         # unpickled arrays are writeable: read-only again, so nothing packed can go stale
-        self._weight = _read_only_copy(self._weight, self.dtype)
-        self._bias = None if self._bias is None else _read_only_copy(self._bias, self.dtype)
+        self._weight = _read_only_copy(self._weight)
+        self._bias = None if self._bias is None else _read_only_copy(self._bias)
         self._calls, self._packed = {}, {}
 
     def state_dict(self):
@@ -244,8 +244,10 @@ class FrozenConv2d:
 _MAX_SHAPES_KEPT = 64  # input shapes whose checked calls a frozen layer keeps
 
 
-def _read_only_copy(array, dtype):
-    copy = np.array(array, dtype=dtype, order="C", copy=True)
+def _read_only_copy(array):
+    """A read-only C-contiguous copy, of the array's own dtype (the layer's
+    checks then see what they would see in the layer)."""
+    copy = np.array(array, order="C", copy=True)
     copy.flags.writeable = False
     return copy
 

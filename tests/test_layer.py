@@ -171,6 +171,19 @@ def test_frozen_layer_is_a_snapshot_with_read_only_weights(rng):
     assert not hasattr(frozen, "backward")
 
 
+def test_frozen_layer_serves_threads_at_once(rng):
+    # one frozen layer called from several Python threads (the kernel runs
+    # without the GIL), each on its own inputs and shapes, first calls included
+    from concurrent.futures import ThreadPoolExecutor
+    layer = cyconv.Conv2d(16, 32, 3, padding=1, rng=0)
+    frozen = layer.freeze()
+    inputs = [random_array(rng, (1 + i % 3, 16, 6 + i % 4, 8), np.float32) for i in range(24)]
+    with ThreadPoolExecutor(6) as pool:
+        outputs = list(pool.map(frozen, inputs))
+    for x, out in zip(inputs, outputs):
+        assert_close(out, layer(x), np.float32)
+
+
 def test_frozen_layer_pickles_and_copies_read_only(rng):
     import copy
     import pickle

@@ -26,13 +26,19 @@ def test_layer_matches_torch_with_torch_weights(rng, config, padding_mode, dtype
     layer = cyconv.Conv2d(**config, padding_mode=padding_mode, dtype=dtype)
     layer.load_state_dict(reference.state_dict())
     x = random_array(rng, (2, config["in_channels"], 11, 10), dtype)
+    expected = assert_layer_matches(layer, reference, x)
+    # unbatched input, too
+    assert_close(layer(x[0]), expected[0], dtype)
+
+
+def assert_layer_matches(layer, reference, x):
+    """layer(x) against the torch module's result, which it returns."""
     with torch.no_grad():
         expected = reference(torch.from_numpy(x)).numpy()
     out = layer(x)
-    assert out.dtype == dtype
-    assert_close(out, expected, dtype)
-    # unbatched input, too
-    assert_close(layer(x[0]), expected[0], dtype)
+    assert out.dtype == x.dtype
+    assert_close(out, expected, x.dtype)
+    return expected
 
 
 def test_from_torch_copies_configuration_and_weights(rng):
@@ -143,11 +149,7 @@ def test_frozen_layer_matches_torch(rng, config, dtype):
     # batch sizes and plane sizes in turn: each input shape finds its packing
     for shape in [(1, 12, 12), (3, 12, 12), (1, 7, 9), (1, 12, 12), (3, 12, 12)]:
         x = random_array(rng, (shape[0], config["in_channels"]) + shape[1:], dtype)
-        with torch.no_grad():
-            expected = reference(torch.from_numpy(x)).numpy()
-        out = frozen(x)
-        assert out.dtype == dtype
-        assert_close(out, expected, dtype)
+        expected = assert_layer_matches(frozen, reference, x)
     assert_close(frozen(x[0]), expected[0], dtype)
 
 

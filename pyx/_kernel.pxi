@@ -7,7 +7,10 @@
 # other few-channel groups; the row-band kernel for enough output channels per
 # group; the narrow-band kernel for stride 1 with fewer; unpadded stride-1
 # 1x1 layers as a matrix product on packed tiles of x; and, for everything
-# else, the gathered kernel described here.
+# else, the gathered kernel described here.  All but the plane kernel read
+# the weights packed in blocks of output channels (block_for says which);
+# forward() packs them per call, or takes them packed beforehand
+# (pack_weight, for cyconv.FrozenConv2d).
 #
 # Gathered kernel: direct convolution as a blocked matrix product without an
 # im2col buffer.  Output positions are flattened over (image, row, column) and cut into

@@ -176,16 +176,26 @@ class FrozenConv2d:
         if not isinstance(layer, Conv2d):
             raise TypeError(f"FrozenConv2d freezes a cyconv.Conv2d, "
                             f"but got {type(layer).__name__}")
-        for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding",
-                     "dilation", "groups", "padding_mode", "dtype", "num_threads", "_pads"):
-            setattr(self, name, getattr(layer, name))
-        self._weight = _read_only_copy(layer.weight)
-        self._bias = None if layer.bias is None else _read_only_copy(layer.bias)
-        # (input shape, dtype) -> that input's checked call and the packing
-        # block its kernel reads: an input like one checked before needs no
-        # checks again (they depend on its shape and dtype only)
-        self._calls = {}
-        self._packed = {}  # packing block -> the weights packed in it (read-only)
+        self.__dict__.update(
+            {name: getattr(layer, name) for name in ("in_channels", "out_channels",
+                                                     "kernel_size", "stride", "padding",
+                                                     "dilation", "groups", "padding_mode",
+                                                     "dtype", "num_threads", "_pads")},
+            _weight=_read_only_copy(layer.weight),
+            _bias=None if layer.bias is None else _read_only_copy(layer.bias),
+            # (input shape, dtype) -> that input's checked call and the packing
+            # block its kernel reads: an input like one checked before needs no
+            # checks again (they depend on its shape and dtype only)
+            _calls={},
+            _packed={})  # packing block -> the weights packed in it (read-only)
+
+    def __setattr__(self, name, value):
+        # the cached calls hold the configuration: only the thread count may change
+        if name != "num_threads":
+            raise AttributeError(f"a FrozenConv2d cannot change ({name!r}); change the Conv2d "
+                                 f"and freeze it again")
+        as_num_threads(value, 1)  # checked now, as Conv2d checks it
+        self.__dict__[name] = value
 
     weight = property(lambda self: self._weight, doc="The weights (read-only).")
     bias = property(lambda self: self._bias, doc="The bias (read-only), or None.")
@@ -227,11 +237,11 @@ class FrozenConv2d:
         return {k: v for k, v in self.__dict__.items() if k not in ("_calls", "_packed")}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
         # unpickled arrays are writeable: read-only again, so nothing packed can go stale
-        self._weight = _read_only_copy(self._weight)
-        self._bias = None if self._bias is None else _read_only_copy(self._bias)
-        self._calls, self._packed = {}, {}
+        bias = state["_bias"]
+        self.__dict__.update(state, _weight=_read_only_copy(state["_weight"]),
+                             _bias=None if bias is None else _read_only_copy(bias),
+                             _calls={}, _packed={})
 
     def state_dict(self):
         """{'weight': ..., 'bias': ...} (read-only arrays), like Conv2d's."""

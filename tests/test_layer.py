@@ -171,6 +171,13 @@ def test_frozen_layer_is_a_snapshot_with_read_only_weights(rng):
     assert set(frozen.state_dict()) == {"weight", "bias"}
     assert repr(frozen) == "Frozen" + repr(cyconv.Conv2d(16, 32, 3, padding=1))
     assert not hasattr(frozen, "backward")
+    for name, value in (("stride", (2, 2)), ("weight", layer.weight), ("padding", 0)):
+        with pytest.raises(AttributeError, match=f"cannot change \\('{name}'\\)"):
+            setattr(frozen, name, value)
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+        frozen.num_threads = 0
+    frozen.num_threads = 1  # a run-time setting, not the layer's configuration
+    assert_close(frozen(x), before, np.float32)
 
 
 def test_frozen_layer_serves_threads_at_once(rng):

@@ -1,4 +1,5 @@
-"""Property-based tests: random configurations of every forward feature vs torch."""
+"""Property-based tests: random configurations of every forward feature vs torch
+(cyconv.conv2d, and the same layer frozen)."""
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -69,3 +70,12 @@ def test_random_configurations_match_torch(cfg):
         theirs = theirs[0]
     assert ours.dtype == cfg["dtype"]
     assert_close(ours, theirs, cfg["dtype"])
+
+    # the same layer frozen (weights packed once): its first call checks the
+    # input, the second takes the checked call it kept
+    layer = cyconv.Conv2d(cfg["c_in"], cfg["c_out"], cfg["kernel"], *args, bias=cfg["bias"],
+                          dtype=cfg["dtype"], num_threads=cfg["threads"])
+    layer.weight, layer.bias = weight, bias
+    frozen = layer.freeze()
+    for _ in range(2):
+        assert_close(frozen(odd_layout(x, cfg["layout"])), theirs, cfg["dtype"])

@@ -116,7 +116,8 @@ class Conv2d:
         return self
 
     def eval(self):
-        """Inference mode: calls keep nothing; returns self."""
+        """Inference mode: calls keep nothing; returns self.  (For inference
+        only, freeze() makes a faster snapshot.)"""
         return self.train(False)
 
     forward = __call__
@@ -167,9 +168,11 @@ class FrozenConv2d:
     inputs: the kernels read their weights in a packed layout, which Conv2d
     and cyconv.conv2d make on every call (a fifth of a batch-1 layer's time
     on small planes) and a frozen layer makes once per layout (up to two,
-    chosen by the input's shape; each about the size of the weights).
-    ``weight`` and ``bias`` are read-only copies: the packed weights cannot
-    go stale.  Like torch's frozen modules, it has no backward.
+    chosen by the input's shape; each about the size of the weights); and an
+    input of a shape and dtype it has seen before is not checked again.
+    ``weight`` and ``bias`` are read-only copies and the configuration is
+    fixed (only ``num_threads`` may change): the packed weights and kept
+    checks cannot go stale.  Like torch's frozen modules, it has no backward.
     """
 
     def __init__(self, layer):

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_info
 import cyconv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import (BACKWARD_PEERS, BLAS_THREADS, INFERENCE_PEERS, PEERS,  # noqa: E402
+from peers import (BACKWARD_PEERS, BLAS_THREADS, INFERENCE_PEERS,  # noqa: E402
                    make_cyconv, make_cyconv_backward, make_cyconv_frozen,
                    onnxruntime_available)
 
@@ -219,8 +219,7 @@ def make_case(layer, dtype, threads, peers, section, check):
     flops = layer.flops
     if section in ("forward", "inference"):
         make_own = make_cyconv if section == "forward" else make_cyconv_frozen
-        makers = ({name: PEERS[name] for name in peers} if section == "forward" else
-                  {name: INFERENCE_PEERS[name] for name in peers + ["conv2d"]})
+        makers = {name: INFERENCE_PEERS[name] for name in section_peers(section, peers)}
         operands = (x, w, b, layer, threads)
     else:
         grad_out = rng.uniform(-1, 1, (layer.batch, layer.out_channels) + layer.out_size)

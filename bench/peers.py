@@ -112,7 +112,7 @@ def make_onnxruntime(x, w, b, layer, threads):
 
 
 PEERS = {"torch": make_torch, "numpy": make_numpy, "onnxruntime": make_onnxruntime}
-# the inference section times frozen layers, and cyconv.conv2d beside them
+# the forward peers, and cyconv.conv2d beside the frozen layers of the inference section
 INFERENCE_PEERS = dict(PEERS, conv2d=make_cyconv)
 
 

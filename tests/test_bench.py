@@ -47,7 +47,7 @@ def test_interleaved_timing_returns_one_time_per_round():
     assert all(t > 0 for ts in times.values() for t in ts)
 
 
-def test_inference_cases_agree_with_torch_and_time_frozen_layers():
+def test_inference_cases_agree_with_torch_with_conv2d_beside():
     # make_case checks every implementation against torch before timing
     layer = next(l for l in bench.INFERENCE_SUITE if l.name == "cifar 64 1x1 8")
     fns, flops = bench.make_case(layer, np.float32, 2, ["torch", "numpy"], "inference",

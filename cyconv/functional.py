@@ -38,16 +38,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return run_conv2d(call)
 
 
-def run_conv2d(call, packed=None, packed_block=0):
-    """Allocate the output of a checked call and run the kernel (on the
-    weights packed for it, when given: see FrozenConv2d)."""
-    out = _allocate(call.out_shape, call.input.dtype, "output")
+def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None):
+    """Allocate the output of a checked call and run the kernel.  FrozenConv2d
+    passes the weights packed for it, and the input and thread count of a new
+    call like the checked one (the same shape and dtype)."""
+    x = call.input if input is None else input
+    out = _allocate(call.out_shape, x.dtype, "output")
     if out.size:
         kernel.conv2d_forward(
-            call.input, call.weight, call.bias, out,
+            x, call.weight, call.bias, out,
             call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
-            call.dilation[0], call.dilation[1], call.groups, call.num_threads,
-            packed, packed_block)
+            call.dilation[0], call.dilation[1], call.groups,
+            call.num_threads if num_threads is None else num_threads, packed, packed_block)
     out = out.astype(call.result_dtype, copy=False)
     return out[0] if call.unbatched else out
 

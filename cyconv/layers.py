@@ -208,31 +208,28 @@ class FrozenConv2d:
         x, pads = _padded(input, self._pads, self.padding_mode)
         key = (x.shape, x.dtype) if type(x) is np.ndarray else None
         known = self._calls.get(key)
-        if known is None:
-            call = prepare_conv2d(x, self._weight, self._bias, self.stride, pads, self.dilation,
-                                  self.groups, self.num_threads, kernel.max_threads())
-            block = kernel.packing_block(
-                call.input.shape, call.weight.shape, call.out_shape, *call.stride,
-                call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
-                call.weight.dtype == np.float64)
-            if key is not None:
-                if len(self._calls) >= _MAX_SHAPES_KEPT:
-                    self._calls.clear()
-                self._calls[key] = (call._replace(input=None), block)  # not kept alive
-        else:
+        if known is not None:
             call, block = known
-            call = call._replace(
-                input=np.ascontiguousarray(x[np.newaxis] if call.unbatched else x,
-                                           dtype=call.weight.dtype),
-                num_threads=as_num_threads(self.num_threads, kernel.max_threads()))
-        if block == 0:
-            return run_conv2d(call)
-        packed = self._packed.get(block)
-        if packed is None:  # filled before it is shared: threads may race to pack
+            return run_conv2d(call, self._packed.get(block), block,
+                              np.ascontiguousarray(x[np.newaxis] if call.unbatched else x,
+                                                   dtype=call.weight.dtype),
+                              as_num_threads(self.num_threads, kernel.max_threads()))
+        call = prepare_conv2d(x, self._weight, self._bias, self.stride, pads, self.dilation,
+                              self.groups, self.num_threads, kernel.max_threads())
+        block = kernel.packing_block(
+            call.input.shape, call.weight.shape, call.out_shape, *call.stride,
+            call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
+            call.weight.dtype == np.float64)
+        if block and block not in self._packed:
+            # filled before it is shared: threads may race to pack, not to read half a packing
             packed = kernel.pack_weight(call.weight, call.groups, block, call.num_threads)
             packed.flags.writeable = False
             self._packed[block] = packed
-        return run_conv2d(call, packed, block)
+        if key is not None:
+            if len(self._calls) >= _MAX_SHAPES_KEPT:
+                self._calls.clear()
+            self._calls[key] = (call._replace(input=None), block)  # not kept alive
+        return run_conv2d(call, self._packed.get(block), block)
 
     forward = __call__
 

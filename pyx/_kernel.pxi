@@ -928,7 +928,7 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
     cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
-    cdef Py_ssize_t band_w = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t band_w = input_cols(g, g.out_w)
     cdef Py_ssize_t slice_c = max(1, min(cin_g, BAND_DEPTH // taps))
     cdef Py_ssize_t rows = min(g.out_h, ceil_div(8 * P, band_w))
     cdef Py_ssize_t n_row_blocks, band_rows, chan, pos_cap, n_oc_items, n_items
@@ -948,7 +948,7 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
     slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
     rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
     n_row_blocks = ceil_div(g.out_h, rows)
-    band_rows = rows + (g.kernel_h - 1) * g.dilation_h
+    band_rows = input_rows(g, rows)
     chan = band_rows * band_w + P  # + zeros the last tile may read
     pos_cap = ceil_div((rows - 1) * band_w + g.out_w, P) * P
     blocks_per_item = ceil_div(n_blocks, ceil_div(n_blocks, blocks_per_item))
@@ -994,7 +994,7 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)
                 load_band(x, g, n, group * cin_g + c0, nc, oh0 - g.pad_top,
-                          rows_here + (g.kernel_h - 1) * g.dilation_h, band_w, chan, band)
+                          input_rows(g, rows_here), band_w, chan, band)
                 for tile_i in range(n_tiles):
                     for b in range(b0, b1):
                         shifted_kernel(band + tile_i * P, offsets, nc * taps,
@@ -1408,7 +1408,7 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
     cdef Py_ssize_t depth = cin_g * taps
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t n_oc_blocks = ceil_div(cout_g, L)
-    cdef Py_ssize_t band_w = g.out_w + (g.kernel_w - 1) * g.dilation_w
+    cdef Py_ssize_t band_w = input_cols(g, g.out_w)
     cdef Py_ssize_t rows = min(g.out_h, max(1, GRAD_BAND_POSITIONS // band_w))
     cdef Py_ssize_t n_row_blocks, n_units, chan, n_v_cap, band_c, whole
     cdef Py_ssize_t range_c, n_ranges, n_items, wanted
@@ -1425,7 +1425,7 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
     rows = ceil_div(g.out_h, ceil_div(g.out_h, rows))
     n_row_blocks = ceil_div(g.out_h, rows)
     n_units = g.batch * n_row_blocks
-    chan = (rows + (g.kernel_h - 1) * g.dilation_h) * band_w
+    chan = input_rows(g, rows) * band_w
     n_v_cap = (rows - 1) * band_w + g.out_w
     # channels per band: within GRAD_BAND_BYTES, a multiple of whole tap blocks
     # (only the range's last band may end in a partial block)
@@ -1486,7 +1486,7 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
                     s0 = c0 + sb * band_c
                     s1 = min(c1, s0 + band_c)
                     load_band(x, g, n, group * cin_g + s0, s1 - s0, oh0 - g.pad_top,
-                              rows_here + (g.kernel_h - 1) * g.dilation_h, band_w, chan, band)
+                              input_rows(g, rows_here), band_w, chan, band)
                     n_tb = ceil_div((s1 - s0) * taps, TB)
                     for tb in range(n_tb):
                         tap_kernel(band, offsets + tb * TB, n_v, go_t,
@@ -1548,8 +1548,8 @@ cdef int weight_grad_planes(const floating* x, const floating* grad_out, floatin
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
-    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
-    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t pw = input_cols(g, g.out_w)
+    cdef Py_ssize_t ph = input_rows(g, g.out_h)
     cdef Py_ssize_t length = (g.out_h - 1) * pw + g.out_w
     cdef Py_ssize_t oc, n, c, r, group, t0, t, k
     cdef Py_ssize_t* shifts  # per thread, as every buffer here: a C array would be shared

@@ -22,6 +22,8 @@ def test_ratios_are_medians_of_the_ratios_within_each_round():
     assert row["speedup_vs_torch"] == 3.0
     assert row["cyconv_ms"] == 2000.0 and row["torch_ms"] == 3000.0
     assert row["scaling"] == pytest.approx(1.9)  # 1.5, 2, 1.9
+    assert row["scaling_fastest"] == pytest.approx(1.5)  # 1.5 / 1
+    assert row["round_ms"]["torch"] == [3000.0, 3000.0, 8000.0]
     # GFLOP/s of cyconv over the BLAS product's, per thread, round by round:
     # (4e9 / t_cyconv) / (BLAS_FLOPS / t_blas) / 2 with t_blas / t_cyconv = 2, 1, 2
     assert row["peak_fraction"] == pytest.approx(4e9 / bench.BLAS_FLOPS * 2 / 2)
@@ -29,14 +31,17 @@ def test_ratios_are_medians_of_the_ratios_within_each_round():
 
 
 def test_summary_reports_the_worst_scaling_above_the_size_floor():
-    def row(name, gflop, scaling):
+    def row(name, gflop, scaling, fastest):
         return {"section": "forward", "layer": name, "dtype": "float32", "threads": 2,
-                "gflop": gflop, "scaling": scaling, "cyconv_ms": 1.0, "speedup_vs_torch": 1.0}
-    rows = [row("small", 0.01, 1.2), row("a", 0.5, 1.85), row("b", 0.3, 1.6)]
+                "gflop": gflop, "scaling": scaling, "scaling_fastest": fastest,
+                "cyconv_ms": 1.0, "speedup_vs_torch": 1.0}
+    rows = [row("small", 0.01, 1.2, 1.3), row("a", 0.5, 1.85, 1.7), row("b", 0.3, 1.6, 1.9)]
     lines = bench.summarise(rows, ["torch"], {"float32": 80.0, "float64": 40.0})
-    scaling = next(line for line in lines if line.startswith("scaling"))
-    assert f"geomean {math.exp(np.mean(np.log([1.2, 1.85, 1.6]))):.2f}x" in scaling
-    assert "worst 1.60x (b, float32)" in scaling and "1 of 2 at 1.8x" in scaling
+    medians, fastest = [line for line in lines if line.startswith("scaling")]
+    assert "same rounds" in medians and "fastest round" in fastest
+    assert f"geomean {math.exp(np.mean(np.log([1.2, 1.85, 1.6]))):.2f}x" in medians
+    assert "worst 1.60x (b, float32)" in medians and "1 of 2 at 1.8x" in medians
+    assert "worst 1.70x (a, float32)" in fastest and "1 of 2 at 1.8x" in fastest
 
 
 def test_interleaved_timing_returns_one_time_per_round():

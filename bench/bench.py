@@ -20,7 +20,8 @@ BLAS matrix product (times the thread count) timed in the same interleaved
 rounds as the row: the VM's speed drifts during a run, so a ratio to a
 reading taken minutes away would say more about the drift than the kernel.
 For the same reason a row on several threads also times cyconv on one thread
-in its rounds: "vs own 1 thr" is cyconv's scaling.
+in its rounds: "vs own 1 thr" is cyconv's scaling (the summary also reads it from
+each side's fastest round; results.json keeps every round's times).
 """
 import argparse
 import json

@@ -26,6 +26,11 @@ BAD_CALLS = [
     ((X, W), {"groups": 1.0}, TypeError, r"groups must be an int.*float"),
     ((X, Z(6, 4, 9, 9)), {}, ValueError, r"kernel height \(9\) is larger than the padded input height \(8\)"),
     ((X, W), {"dilation": 4}, ValueError, r"dilated kernel height \(9\)"),
+    ((X, W), {"dilation": (1, 4), "padding": (1, 0)}, ValueError,
+     r"dilated kernel width \(9\) is larger than the padded input width \(8\): input of shape "
+     r"\[2, 4, 8, 8\], weight of shape \[6, 4, 3, 3\]"),
+    ((X[0], Z(6, 4, 3, 9)), {"padding": ((0, 0), (0, 0))}, ValueError,
+     r"kernel width \(9\) is larger than the padded input width \(8\): input of shape \[4, 8, 8\]"),
     ((X, W), {"stride": 0}, ValueError, r"stride must be >= 1, but got 0"),
     ((X, W), {"stride": (1, -1)}, ValueError, r"stride\[1\] must be >= 1, but got -1"),
     ((X, W), {"dilation": 0}, ValueError, r"dilation must be >= 1"),

@@ -78,6 +78,10 @@ cdef enum:
     # call instead of loading each unit's bands per work item (larger ones,
     # e.g. 64 channels of 28x28, measured level to 0.94x padded whole)
     PADDED_INPUT_BYTES = 196608
+    # multiply-adds a forward call needs per thread it starts: waking a second
+    # thread costs more than it saves on smaller calls (1 -> 32 channels on
+    # 8x8, 18k: 12 us on one thread, 18 us on two)
+    MIN_MACS_PER_THREAD = 65536
 
 
 cdef struct Geometry:
@@ -1050,6 +1054,10 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     # weights packed as block_for says, or NULL to pack them here.
     cdef int path = forward_path(
         g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64)
+    cdef Py_ssize_t outputs = g.batch * g.out_channels * g.out_h * g.out_w
+    if outputs < MIN_MACS_PER_THREAD * n_threads:  # small: count (no overflow)
+        n_threads = <int>max(1, min(<Py_ssize_t>n_threads, outputs * (g.in_channels // g.groups)
+                                    * g.kernel_h * g.kernel_w // MIN_MACS_PER_THREAD))
     if path == PATH_PLANES:
         return forward_planes(x, weight, bias, out, g, n_threads)
     if path == PATH_BANDS:

@@ -1055,9 +1055,11 @@ cdef int forward(const floating* x, const floating* weight, const floating* bias
     cdef int path = forward_path(
         g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64)
     cdef Py_ssize_t outputs = g.batch * g.out_channels * g.out_h * g.out_w
-    if outputs < MIN_MACS_PER_THREAD * n_threads:  # small: count (no overflow)
-        n_threads = <int>max(1, min(<Py_ssize_t>n_threads, outputs * (g.in_channels // g.groups)
-                                    * g.kernel_h * g.kernel_w // MIN_MACS_PER_THREAD))
+    cdef Py_ssize_t per_output = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
+    cdef Py_ssize_t enough = <Py_ssize_t>MIN_MACS_PER_THREAD * n_threads
+    if outputs < enough and per_output < enough:  # else enough work (and no overflow)
+        n_threads = <int>max(1, min(<Py_ssize_t>n_threads,
+                                    outputs * per_output // MIN_MACS_PER_THREAD))
     if path == PATH_PLANES:
         return forward_planes(x, weight, bias, out, g, n_threads)
     if path == PATH_BANDS:

@@ -460,8 +460,8 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t taps = g.kernel_h * g.kernel_w
-    cdef Py_ssize_t pw = g.out_w + (g.kernel_w - 1) * g.dilation_w
-    cdef Py_ssize_t ph = g.out_h + (g.kernel_h - 1) * g.dilation_h
+    cdef Py_ssize_t pw = input_cols(g, g.out_w)  # the padded plane (used at stride 1)
+    cdef Py_ssize_t ph = input_rows(g, g.out_h)
     cdef Py_ssize_t n_chunks = ceil_div((g.out_h - 1) * pw + g.out_w, C)
     # input channels padded at a time: within PLANE_BYTES (one at least)
     cdef Py_ssize_t slice_c = max(1, min(cin_g, PLANE_BYTES // (ph * pw * <Py_ssize_t>sizeof(floating))))

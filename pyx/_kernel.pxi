@@ -147,12 +147,18 @@ cdef inline void micro_kernel(const floating* x, Py_ssize_t n_rows, Py_ssize_t l
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
             acc[o][p] = start[o * lds + p]
-    for r in range(n_rows):
+    # a loop with no way around it (n_rows >= 1): where the loop could be
+    # skipped gcc kept acc on the stack too, a tenth of short reductions
+    r = 0
+    while True:
         xr = x + r * ldx
         for o in range(CYCONV_OC_BLOCK):
             wo = w[r * CYCONV_OC_BLOCK + o]
             for p in range(P):
                 acc[o][p] += wo * xr[p]
+        r += 1
+        if r >= n_rows:
+            break
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
             c[o * ldc + p] = acc[o][p]
@@ -579,22 +585,29 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
         xp[p] = band + positions[p]
         for v in range(L):
             acc[p][v] = 0
+    r = 0  # depth >= 1: loops with no way around them, see micro_kernel
     if run:
-        for r in range(depth):
+        while True:
             xr = xp[0] + offsets[r]
             wr = w + r * L
             for p in range(CYCONV_BAND_POSITIONS):
                 xv = xr[p]
                 for v in range(L):
                     acc[p][v] += xv * wr[v]
+            r += 1
+            if r >= depth:
+                break
     else:
-        for r in range(depth):
+        while True:
             o = offsets[r]
             wr = w + r * L
             for p in range(CYCONV_BAND_POSITIONS):
                 xv = xp[p][o]
                 for v in range(L):
                     acc[p][v] += xv * wr[v]
+            r += 1
+            if r >= depth:
+                break
     if add:
         for p in range(CYCONV_BAND_POSITIONS):
             for v in range(L):
@@ -901,12 +914,16 @@ cdef inline void shifted_kernel(const floating* x, const Py_ssize_t* offsets, Py
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
             acc[o][p] = c[o * ldc + p]
-    for r in range(n_rows):
+    r = 0  # n_rows >= 1: a loop with no way around it, see micro_kernel
+    while True:
         xr = x + offsets[r]
         for o in range(CYCONV_OC_BLOCK):
             wo = w[r * CYCONV_OC_BLOCK + o]
             for p in range(P):
                 acc[o][p] += wo * xr[p]
+        r += 1
+        if r >= n_rows:
+            break
     for o in range(CYCONV_OC_BLOCK):
         for p in range(P):
             c[o * ldc + p] = acc[o][p]
@@ -1374,12 +1391,16 @@ cdef inline void tap_kernel(const floating* band, const Py_ssize_t* offsets, Py_
     for t in range(CYCONV_BAND_POSITIONS):
         for l in range(L):
             a[t][l] = 0
-    for v in range(n_v):
+    v = 0  # n_v >= 1: a loop with no way around it, see micro_kernel
+    while True:
         gv = go_t + v * L
         for t in range(CYCONV_BAND_POSITIONS):
             xv = band[offsets[t] + v]
             for l in range(L):
                 a[t][l] += xv * gv[l]
+        v += 1
+        if v >= n_v:
+            break
     for t in range(CYCONV_BAND_POSITIONS):
         for l in range(L):
             acc[t * L + l] += a[t][l]

@@ -52,6 +52,8 @@ GRID = [
     # small planes with weights over 4 MiB: row bands take several images per item
     (5, 256, 6, 5, 512, 3, 1, 1, 1, 1),
     (3, 256, 9, 9, 512, 3, 2, 1, 1, 1),
+    # float64: its 15 row blocks go 5 to an item (equal unit blocks, not 8 and 7)
+    (5, 256, 8, 8, 512, 3, 1, 1, 1, 1),
     # stride 1, >= 16 output channels per group, few (channel, tap) rows: the
     # weight gradient reads bands (tall planes: several row blocks per image)
     (2, 6, 11, 13, 40, (3, 2), 1, ((2, 0), (1, 1)), (2, 1), 2),

@@ -585,7 +585,9 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
         xp[p] = band + positions[p]
         for v in range(L):
             acc[p][v] = 0
-    r = 0  # depth >= 1: loops with no way around them, see micro_kernel
+    # depth >= 1: loops with no way around them, each with its own stores
+    # (see micro_kernel; where the two met, gcc stored acc on the stack)
+    r = 0
     if run:
         while True:
             xr = xp[0] + offsets[r]
@@ -597,6 +599,15 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
             r += 1
             if r >= depth:
                 break
+        if add:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] += acc[p][v]
+        else:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] = acc[p][v]
+        return
     else:
         while True:
             o = offsets[r]
@@ -608,14 +619,14 @@ cdef inline void band_kernel(const floating* band, const Py_ssize_t* offsets,
             r += 1
             if r >= depth:
                 break
-    if add:
-        for p in range(CYCONV_BAND_POSITIONS):
-            for v in range(L):
-                tile[p * L + v] += acc[p][v]
-    else:
-        for p in range(CYCONV_BAND_POSITIONS):
-            for v in range(L):
-                tile[p * L + v] = acc[p][v]
+        if add:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] += acc[p][v]
+        else:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] = acc[p][v]
 
 
 cdef inline bint use_bands(const Geometry* g, Py_ssize_t lanes) noexcept nogil:

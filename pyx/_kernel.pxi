@@ -405,19 +405,23 @@ cdef inline void plane_chunk(const floating* src, const Py_ssize_t* offsets, Py_
     cdef Py_ssize_t r
     cdef int p
     cdef int C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
-    if add:
-        for p in range(C):
-            acc[p] = dst[p]
-    else:
-        for p in range(C):
-            acc[p] = 0
-    for r in range(depth):
+    for p in range(C):
+        acc[p] = 0
+    r = 0  # depth >= 1: a loop with no way around it, see micro_kernel
+    while True:
         xr = src + offsets[r]
         wr = w[r]
         for p in range(C):
             acc[p] += wr * xr[p]
-    for p in range(C):
-        dst[p] = acc[p]
+        r += 1
+        if r >= depth:
+            break
+    if add:
+        for p in range(C):
+            dst[p] += acc[p]
+    else:
+        for p in range(C):
+            dst[p] = acc[p]
 
 
 cdef void strided_rows(const floating* x, const floating* weight, floating bias,

@@ -1,4 +1,4 @@
-"""The benchmark's arithmetic: the ratios its summary reports (bench/bench.py).
+"""The benchmark's arithmetic: the ratios its summary reports (bench/bench.py, bench/variants.py).
 No timing is asserted here; the times are made up."""
 import math
 import sys
@@ -59,3 +59,28 @@ def test_inference_cases_agree_with_torch_with_conv2d_beside():
                                  check=True)
     assert set(fns) == {"cyconv", "torch", "numpy", "conv2d", "blas", "cyconv 1 thread"}
     assert flops == 2 * 64 * 64 * 8 * 8
+
+
+def test_variant_runs_swap_the_kernel_module_and_restore_it():
+    import cyconv
+    import variants
+    default = cyconv.functional.kernel
+    for name in cyconv.config()["kernels_runnable"]:
+        module = cyconv._dispatch.load_variant(name)
+        assert variants.with_variant(module, lambda: cyconv.functional.kernel)() is module
+        assert cyconv.functional.kernel is default
+
+
+def test_variants_table_has_every_runnable_variant(tmp_path):
+    import cyconv
+    import variants
+    variants.main(["--layers", "mnist", "--passes", "1", "--rounds", "1", "--budget", "0",
+                   "--pause", "0", "--out", str(tmp_path)])
+    table = (tmp_path / "variants.md").read_text()
+    runnable = cyconv.config()["kernels_runnable"]
+    header = next(line for line in table.splitlines() if line.startswith("| layer"))
+    assert all(f" {name} |" in header for name in runnable)
+    row = next(line for line in table.splitlines() if line.startswith("| mnist"))
+    relative = [float(cell.split()[0]) for cell in row.split("|")[4:-1]]
+    assert len(relative) == len(runnable) and max(relative) == 1.0
+    assert all(0 < r <= 1.0 for r in relative)

@@ -1,0 +1,117 @@
+"""cyconv's compiled kernel variants side by side: what each instruction set buys.
+
+    python bench/variants.py [--quick] [--dtypes float32] [--threads 1] [--passes 3]
+                             [--layers NAMES] [--out DIR]
+
+Every variant this CPU runs (cyconv.config()['kernels_runnable']) computes the
+forward suite of bench.py on the same inputs, in interleaved rounds within one
+process (the same timing as bench.py: a pause, untimed warm-up calls, medians),
+after its result is checked against the default variant's.  Speed relative to
+the best variant = the best variant's time / this variant's (1.0 for the best,
+0.5 = half its speed).  Writes DIR/variants.md and DIR/variants.json.
+"""
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import cyconv
+from cyconv import _dispatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import QUICK, SUITE, geomean, machine_info, time_interleaved  # noqa: E402
+from peers import make_cyconv  # noqa: E402
+
+
+def with_variant(module, fn):
+    """fn run with cyconv's kernel module swapped for another variant's."""
+    def run():
+        default = cyconv.functional.kernel
+        cyconv.functional.kernel = module
+        try:
+            return fn()
+        finally:
+            cyconv.functional.kernel = default
+    return run
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dtypes", default="float32")
+    ap.add_argument("--threads", default="1")
+    ap.add_argument("--quick", action="store_true", help="bench.py's quick subset")
+    ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per case and pass")
+    ap.add_argument("--passes", type=int, default=3, help="passes through the suite")
+    ap.add_argument("--budget", type=float, default=3.0, help="seconds per case, soft")
+    ap.add_argument("--pause", type=float, default=0.05)
+    ap.add_argument("--out", default="bench/results")
+    args = ap.parse_args(argv)
+
+    variants = {v: _dispatch.load_variant(v) for v in _dispatch.RUNNABLE}
+    layers = [l for l in SUITE if (not args.quick or l.name in QUICK)
+              and (not args.layers or any(s in l.name for s in args.layers.split(",")))]
+    cases = [(l, np.dtype(d).type, int(t)) for d in args.dtypes.split(",")
+             for l in layers for t in args.threads.split(",")]
+    print(f"cyconv {cyconv.__version__}, default kernel {cyconv.config()['kernel']}, "
+          f"variants {list(variants)}", flush=True)
+
+    times = [{v: [] for v in variants} for _ in cases]
+    for p in range(args.passes):
+        for i, (layer, dtype, threads) in enumerate(cases):
+            rng = np.random.default_rng(0)
+            x = rng.uniform(-1, 1, (layer.batch, layer.in_channels) + layer.size).astype(dtype)
+            w = rng.uniform(-1, 1, (layer.out_channels, layer.in_channels // layer.groups,
+                                    layer.kernel, layer.kernel)).astype(dtype)
+            b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
+            call = make_cyconv(x, w, b, layer, threads)
+            fns = {v: with_variant(m, call) for v, m in variants.items()}
+            if p == 0:
+                ref = call()
+                tol = 1e-4 if dtype == np.float32 else 1e-10
+                for v, fn in fns.items():
+                    err = np.abs(fn() - ref).max() / max(1.0, np.abs(ref).max())
+                    if not err <= tol:
+                        raise AssertionError(f"{layer.name}: variant {v} is off by {err:.2e}")
+            for v, t in time_interleaved(fns, args.rounds, args.budget, args.pause).items():
+                times[i][v].extend(t)
+            best = min(variants, key=lambda v: statistics.median(times[i][v]))
+            print(f"[pass {p + 1}/{args.passes}, {i + 1}/{len(cases)}] {layer.name:28s} "
+                  f"{np.dtype(dtype).name} {threads}t: " + "  ".join(
+                      f"{v} {statistics.median(times[i][best]) / statistics.median(t):.2f}"
+                      for v, t in times[i].items()), flush=True)
+
+    rows = []
+    for (layer, dtype, threads), t in zip(cases, times):
+        ms = {v: statistics.median(tv) * 1e3 for v, tv in t.items()}
+        best = min(ms.values())
+        rows.append({"layer": layer.name, "dtype": np.dtype(dtype).name, "threads": threads,
+                     "gflop": layer.flops / 1e9, "ms": ms,
+                     "relative": {v: best / m for v, m in ms.items()},
+                     "round_ms": {v: [x * 1e3 for x in tv] for v, tv in t.items()}})
+    names = list(variants)
+    lines = [f"Kernel variants on {machine_info()}, cyconv {cyconv.__version__}: speed relative "
+             "to the best variant of each row (median ms in brackets).", "",
+             "| layer | dtype | threads | " + " | ".join(names) + " |",
+             "|---|---|---:|" + "---:|" * len(names)]
+    for r in rows:
+        lines.append(f"| {r['layer']} | {r['dtype']} | {r['threads']} | " + " | ".join(
+            f"{r['relative'][v]:.2f} ({r['ms'][v]:.3g})" for v in names) + " |")
+    lines.append("| **geomean** | | | " + " | ".join(
+        f"**{geomean([r['relative'][v] for r in rows]):.2f}**" for v in names) + " |")
+    summary = "geomean speed relative to the best variant: " + ", ".join(
+        f"{v} {geomean([r['relative'][v] for r in rows]):.2f}" for v in names)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "variants.md").write_text("\n".join(lines) + "\n")
+    (out / "variants.json").write_text(json.dumps(
+        {"machine": machine_info(), "cyconv": cyconv.config(), "rows": rows}, indent=1))
+    print(summary)
+    print(f"wrote {out / 'variants.md'} and {out / 'variants.json'}")
+
+
+if __name__ == "__main__":
+    main()

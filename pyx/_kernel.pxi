@@ -173,21 +173,33 @@ cdef inline void fill_zero(floating* dst, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline void copy_run(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    move_run(dst, src, n, 0, False)
+
+
+cdef inline void add_run(floating* dst, const floating* src, Py_ssize_t n,
+                         floating value) noexcept nogil:
+    # dst[q] = src[q] + value (dst and src apart)
+    move_run(dst, src, n, value, True)
+
+
+cdef inline void move_run(floating* dst, const floating* src, Py_ssize_t n, floating value,
+                          bint add) noexcept nogil:
     # runs of at least a vector: whole vectors (a fixed trip count makes each
     # one vector move), the last one ending at n and overlapping the one
-    # before; gcc's loop for any n spends more on its checks and tails
+    # before; gcc's loop for any n spends more on its checks and tails (add
+    # is a constant at each call site, so the test goes)
     cdef Py_ssize_t q, k
     cdef int V = CYCONV_VECTOR_BYTES // sizeof(floating)
     if n < V:
         for q in range(n):
-            dst[q] = src[q]
+            dst[q] = src[q] + value if add else src[q]
         return
     q = 0
     while True:
         if q > n - V:
             q = n - V
         for k in range(V):
-            dst[q + k] = src[q + k]
+            dst[q + k] = src[q + k] + value if add else src[q + k]
         q += V
         if q >= n:
             break
@@ -533,9 +545,7 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
                         plane_chunk(padded + k * C, offsets, nc * taps,
                                     weight + (oc * cin_g + c0) * taps, acc + k * C, True)
             for r in range(g.out_h):
-                dst = out + (plane * g.out_h + r) * g.out_w
-                for q in range(g.out_w):
-                    dst[q] = acc[r * pw + q] + bias[oc]
+                add_run(out + (plane * g.out_h + r) * g.out_w, acc + r * pw, g.out_w, bias[oc])
         cyconv_aligned_free(padded)
         cyconv_aligned_free(acc)
         free(padded_for)

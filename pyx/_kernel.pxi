@@ -303,6 +303,8 @@ cdef void pack_weight_rows(const floating* weight, const Geometry* g, Py_ssize_t
         for k in range((r1 - r0) // T):
             r = r0 + k * T
             for i in range(block_size // T):
+                for o in range(T):  # the rows stream from memory (L3): ask early
+                    cyconv_prefetch(src + (i * T + o) * depth + r + 8 * T)
                 if floating is float:
                     cyconv_transpose_block_f32(src + i * T * depth + r, depth, T, NULL,
                                                dst + (r - r0) * block_size + i * T, block_size)

@@ -64,7 +64,7 @@ cdef enum:
     # reduction steps (input channels x taps) per band of the row-band kernel
     BAND_DEPTH = 576
     # position tiles per unit of the row-band kernel with wide rows, about
-    WIDE_TILES = 16
+    WIDE_TILES = 32
     # position tiles that take the channel blocks in turn (a block's weights
     # stay cached across them); at most this many, weights outweigh inputs
     FEW_TILES = 8
@@ -746,7 +746,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef const floating* unit_band
     cdef Py_ssize_t blocks_per_item = min(n_blocks, max(1, OC_PER_ITEM // L))
     cdef Py_ssize_t n_oc_items, n_items, wanted = ITEMS_PER_THREAD * n_threads
-    cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit
+    cdef Py_ssize_t n_units, units = 1, n_unit_blocks, u0, u_here, u, acc_unit, tiles
     cdef Py_ssize_t item, pack, c, group, n, oh0, rows_here
     cdef Py_ssize_t oc_item, b, b0, b1, tile_i, k, kg, k0, k1, group_tiles, n_tiles, sl, c0, nc
     cdef bint own_packing
@@ -763,10 +763,16 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef int* failed_flag = &failed
     slice_c = ceil_div(cin_g, ceil_div(cin_g, slice_c))
     # rows enough for about WIDE_TILES tiles per unit on wide rows (the band
-    # rows a unit shares with the next are loaded twice), FEW_TILES on
-    # narrow ones
-    rows = unit_rows(g, min(g.out_h, ceil_div((WIDE_TILES if g.out_w >= 4 * Q else FEW_TILES) * Q,
-                                              g.out_w)))
+    # rows a unit shares with the next are loaded twice: 32 tiles ran 1.01-1.09x
+    # faster than 16 with AVX-512), half as many where that leaves fewer than
+    # two units per wanted item (a 56x56 image on two threads: 0.95-0.98x);
+    # FEW_TILES on narrow rows
+    tiles = FEW_TILES
+    if g.out_w >= 4 * Q:
+        tiles = WIDE_TILES
+        if g.batch * ceil_div(g.out_h, ceil_div(WIDE_TILES * Q, g.out_w)) < 2 * wanted:
+            tiles = WIDE_TILES // 2
+    rows = unit_rows(g, min(g.out_h, ceil_div(tiles * Q, g.out_w)))
     n_row_blocks = ceil_div(g.out_h, rows)
     n_units = g.batch * n_row_blocks
     band_rows = input_rows(g, rows)

@@ -35,6 +35,8 @@ GRID = [
     (2, 7, 13, 11, 20, 3, (2, 3), ((1, 2), (0, 1)), (1, 2), 1),
     (1, 4, 8, 61, 32, (2, 3), (1, 2), ((1, 0), (2, 1)), (1, 2), 2),
     (1, 3, 12, 50, 40, 5, 1, "same", 1, 1),
+    # enough row blocks for units of about 32 tiles (7 rows of 30 here)
+    (8, 3, 20, 30, 16, 3, 1, 1, 1, 1),
     # an input over 192 KiB loads each unit's bands itself; smaller
     # ones are zero-padded once, whole
     (2, 16, 64, 70, 24, 3, (2, 1), ((1, 2), (0, 1)), (1, 2), 1),

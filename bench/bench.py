@@ -478,34 +478,43 @@ def machine_info():
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dtypes", default="float32,float64")
-    ap.add_argument("--threads", default="1,2")
+def add_case_arguments(ap, dtypes, threads, budget, pause):
+    """The options bench.py and variants.py share: which cases, how they are timed, where
+    the results go."""
+    ap.add_argument("--dtypes", default=dtypes)
+    ap.add_argument("--threads", default=threads)
     ap.add_argument("--quick", action="store_true", help="a representative subset")
     ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
-    ap.add_argument("--peers", default="torch,numpy,onnxruntime")
     ap.add_argument("--rounds", type=int, default=2,
                     help="interleaved rounds per case and pass")
     ap.add_argument("--passes", type=int, default=3, help="passes through the suite")
-    ap.add_argument("--budget", type=float, default=4.0, help="seconds per case, soft")
-    ap.add_argument("--pause", type=float, default=0.1,
+    ap.add_argument("--budget", type=float, default=budget, help="seconds per case, soft")
+    ap.add_argument("--pause", type=float, default=pause,
                     help="seconds of quiet before each timed call (spinning thread pools)")
+    ap.add_argument("--out", default="bench/results")
+
+
+def chosen_layers(suite, quick, args):
+    """The layers of suite that --quick and --layers select."""
+    return [l for l in suite if (not args.quick or l.name in quick)
+            and (not args.layers or any(s in l.name for s in args.layers.split(",")))]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_case_arguments(ap, "float32,float64", "1,2", budget=4.0, pause=0.1)
+    ap.add_argument("--peers", default="torch,numpy,onnxruntime")
     ap.add_argument("--sections", default="forward,backward,inference",
                     help="forward (conv2d), backward (gradients), inference (frozen layers)")
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--out", default="bench/results")
     args = ap.parse_args(argv)
 
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     threads_list = [int(t) for t in args.threads.split(",")]
     peers = [p for p in args.peers.split(",") if p != "onnxruntime" or onnxruntime_available()]
 
-    def chosen(suite, quick):
-        return [l for l in suite if (not args.quick or l.name in quick)
-                and (not args.layers or any(s in l.name for s in args.layers.split(",")))]
-    layers = chosen(SUITE, QUICK)
-    inference_layers = chosen(INFERENCE_SUITE, QUICK_INFERENCE)
+    layers = chosen_layers(SUITE, QUICK, args)
+    inference_layers = chosen_layers(INFERENCE_SUITE, QUICK_INFERENCE, args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -22,7 +22,8 @@ import cyconv
 from cyconv import _dispatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import QUICK, SUITE, geomean, machine_info, time_interleaved  # noqa: E402
+from bench import (QUICK, SUITE, add_case_arguments, chosen_layers, geomean,  # noqa: E402
+                   machine_info, time_interleaved)
 from peers import make_cyconv  # noqa: E402
 
 
@@ -40,20 +41,11 @@ def with_variant(module, fn):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dtypes", default="float32")
-    ap.add_argument("--threads", default="1")
-    ap.add_argument("--quick", action="store_true", help="bench.py's quick subset")
-    ap.add_argument("--layers", default="", help="comma-separated substrings of layer names")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per case and pass")
-    ap.add_argument("--passes", type=int, default=3, help="passes through the suite")
-    ap.add_argument("--budget", type=float, default=3.0, help="seconds per case, soft")
-    ap.add_argument("--pause", type=float, default=0.05)
-    ap.add_argument("--out", default="bench/results")
+    add_case_arguments(ap, "float32", "1", budget=3.0, pause=0.05)
     args = ap.parse_args(argv)
 
     variants = {v: _dispatch.load_variant(v) for v in _dispatch.RUNNABLE}
-    layers = [l for l in SUITE if (not args.quick or l.name in QUICK)
-              and (not args.layers or any(s in l.name for s in args.layers.split(",")))]
+    layers = chosen_layers(SUITE, QUICK, args)
     cases = [(l, np.dtype(d).type, int(t)) for d in args.dtypes.split(",")
              for l in layers for t in args.threads.split(",")]
     print(f"cyconv {cyconv.__version__}, default kernel {cyconv.config()['kernel']}, "

@@ -36,10 +36,10 @@ GRID = [
     (1, 4, 8, 61, 32, (2, 3), (1, 2), ((1, 0), (2, 1)), (1, 2), 2),
     (1, 3, 12, 50, 40, 5, 1, "same", 1, 1),
     # enough row blocks for units of about 32 tiles (7 rows of 30 here)
-    (8, 3, 20, 30, 16, 3, 1, 1, 1, 1),
+    (16, 3, 20, 30, 40, 3, 1, 1, 1, 1),
     # an input over 2 MiB zero-padded (here 2.4 MiB in float32) loads each
     # unit's bands itself; smaller ones are zero-padded once, whole
-    (2, 32, 96, 100, 24, 3, (2, 1), ((1, 2), (0, 1)), (1, 2), 1),
+    (2, 32, 96, 100, 40, 3, (2, 1), ((1, 2), (0, 1)), (1, 2), 1),
     # stride 1, 5 to 15 output channels per group: the narrow band kernel
     (2, 12, 10, 13, 6, 3, 1, 1, 1, 1),
     (1, 20, 9, 8, 10, (2, 3), 1, ((1, 0), (2, 1)), (2, 1), 2),

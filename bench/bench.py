@@ -192,16 +192,16 @@ def time_interleaved(fns, rounds, budget_s, pause_s):
     return times
 
 
-def agree(outputs, dtype):
-    """{name: max relative error} of the results that differ from torch's
-    (a result is an array or a tuple of arrays)."""
+def agree(outputs, dtype, reference="torch"):
+    """{name: max relative error} of the results that differ from the
+    reference's (a result is an array or a tuple of arrays)."""
     tol = 1e-4 if dtype == np.float32 else 1e-10
     parts = {name: out if isinstance(out, tuple) else (out,) for name, out in outputs.items()}
     bad = {}
     for name, arrays in parts.items():
-        if name == "torch":
+        if name == reference:
             continue
-        for got, ref in zip(arrays, parts["torch"]):
+        for got, ref in zip(arrays, parts[reference]):
             got, ref = np.asarray(got), np.asarray(ref)
             error = float(np.abs(got - ref).max() / max(1.0, float(np.abs(ref).max())))
             if error > tol:

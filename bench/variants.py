@@ -22,8 +22,8 @@ import cyconv
 from cyconv import _dispatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import (QUICK, SUITE, add_case_arguments, chosen_layers, geomean,  # noqa: E402
-                   machine_info, time_interleaved)
+from bench import (QUICK, SUITE, add_case_arguments, agree, chosen_layers,  # noqa: E402
+                   geomean, machine_info, time_interleaved)
 from peers import make_cyconv  # noqa: E402
 
 
@@ -62,12 +62,10 @@ def main(argv=None):
             call = make_cyconv(x, w, b, layer, threads)
             fns = {v: with_variant(m, call) for v, m in variants.items()}
             if p == 0:
-                ref = call()
-                tol = 1e-4 if dtype == np.float32 else 1e-10
-                for v, fn in fns.items():
-                    err = np.abs(fn() - ref).max() / max(1.0, np.abs(ref).max())
-                    if not err <= tol:
-                        raise AssertionError(f"{layer.name}: variant {v} is off by {err:.2e}")
+                bad = agree(dict({v: fn() for v, fn in fns.items()}, default=call()), dtype,
+                            reference="default")
+                if bad:
+                    raise AssertionError(f"{layer.name}: variants off the default one: {bad}")
             for v, t in time_interleaved(fns, args.rounds, args.budget, args.pause).items():
                 times[i][v].extend(t)
             best = min(variants, key=lambda v: statistics.median(times[i][v]))

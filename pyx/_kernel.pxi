@@ -1730,27 +1730,35 @@ cdef inline Py_ssize_t tile_chunk(Py_ssize_t n_rows, Py_ssize_t plane, Py_ssize_
 
 
 cdef inline void pack_row_tiles(const floating* src, Py_ssize_t plane, Py_ssize_t n_rows,
-                                Py_ssize_t n_pos, floating* tiles) noexcept nogil:
-    # tiles[tile][row][lane] = src[row * plane + tile * P + lane], zeros past
-    # n_pos: a chunk of positions of n_rows planes as the micro-kernel's
-    # operand.  Read row by row (tile by tile, the reads would jump between
-    # rows a cache line at a time); rows a plane apart are short runs, so a
-    # few rows ahead are fetched, or each would wait for memory on its own.
+                                Py_ssize_t p0, Py_ssize_t n_pos, floating* tiles) noexcept nogil:
+    # tiles[p // P][row][p % P] = src[row * plane + p - p0] for the chunk
+    # positions p0 <= p < p0 + n_pos, zeros after them to the end of their
+    # last tile: n_rows planes as the micro-kernel's operand (a run of
+    # positions of one image; a chunk may take several, one after the other).
+    # Read row by row (tile by tile, the reads would jump between rows a cache
+    # line at a time); rows a plane apart are short runs, so a few rows ahead
+    # are fetched, or each would wait for memory on its own.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
-    cdef Py_ssize_t n_tiles = ceil_div(n_pos, P)
-    cdef Py_ssize_t row, tile, lanes, b
+    cdef Py_ssize_t p_end = p0 + n_pos
+    cdef Py_ssize_t row, p, lanes, k
     cdef const floating* s
     cdef floating* dst
     for row in range(n_rows):
         s = src + row * plane
         if row + PREFETCH_ROWS < n_rows:
-            for b in range(0, n_pos * <Py_ssize_t>sizeof(floating), 64):
-                cyconv_prefetch(<const char*>(s + PREFETCH_ROWS * plane) + b)
-        for tile in range(n_tiles):
-            lanes = min(P, n_pos - tile * P)
-            dst = tiles + (tile * n_rows + row) * P
-            copy_run(dst, s + tile * P, lanes)
-            fill_zero(dst + lanes, P - lanes)
+            prefetch_run(s + PREFETCH_ROWS * plane, n_pos * <Py_ssize_t>sizeof(floating))
+        p = p0
+        while p < p_end:
+            lanes = min(P - p % P, p_end - p)
+            dst = tiles + (p // P * n_rows + row) * P + p % P
+            if lanes == P:  # a whole tile: a fixed count, two vector moves
+                for k in range(P):
+                    dst[k] = s[p - p0 + k]
+            else:
+                copy_run(dst, s + p - p0, lanes)
+            p += lanes
+        if p_end % P:
+            fill_zero(tiles + (p_end // P * n_rows + row) * P + p_end % P, P - p_end % P)
 
 
 cdef void pack_spread_blocks(const floating* weight, const Geometry* g, Py_ssize_t group,
@@ -1936,7 +1944,7 @@ cdef int spread(const floating* grad_out, const floating* weight, const floating
                 n_seg = chunk_segments(g, n * plane + q, n_pos, chunk, segments)
                 # go_tiles[tile][o][lane] = grad_out[o, q + tile * P + lane]
                 pack_row_tiles(grad_out + (n * g.out_channels + group * cout_g) * plane + q,
-                               plane, cout_g, n_pos, go_tiles)
+                               plane, cout_g, 0, n_pos, go_tiles)
                 for blk in range(slice_blocks):
                     m0 = c0 * taps + blk * OB
                     m1 = min(c1 * taps, m0 + OB)
@@ -1975,25 +1983,30 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
                            const floating* prepacked, floating* out, const Geometry* g,
                            int n_threads) noexcept nogil:
     # A 1x1 convolution (stride 1, no padding) is the matrix product out = W x
-    # per image and group.  A work item is a chunk of positions of one image
-    # and group and a run of output-channel blocks: it packs the chunk of x as
-    # tiles [tile][channel][P] (read in place, its rows a plane apart, each
-    # step would touch a new cache line), then the micro-kernel starts each
-    # block's tile from the bias and writes it straight into out (written
-    # once: no bias pass); a partial tile or channel block goes through a
-    # small buffer.
+    # per image and group.  Positions run through the images one after the
+    # other (f = n * plane + q), so that a tile takes the end of one image and
+    # the start of the next: 14x14 planes in tiles of 32 positions computed 7
+    # tiles for 6.1, a tenth in vain.  A work item is a chunk of these tiles
+    # for one group and a run of output-channel blocks: it packs the chunk of
+    # x as tiles [tile][channel][P] (read in place, its rows a plane apart,
+    # each step would touch a new cache line), then the micro-kernel starts
+    # each block's tile from the bias and writes it straight into out (written
+    # once: no bias pass); a tile across images, a partial tile or channel
+    # block goes through a small buffer.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t plane = g.out_h * g.out_w
+    cdef Py_ssize_t n_pos_all = g.batch * plane
+    cdef Py_ssize_t n_tiles_all = ceil_div(n_pos_all, P)
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
-    # positions per chunk: its tiles of x stay in L2 while the blocks take them
-    cdef Py_ssize_t chunk = tile_chunk(cin_g, plane, P)
-    cdef Py_ssize_t n_chunks = ceil_div(plane, chunk)
+    # tiles per chunk, at most: its tiles of x stay in L2 while the blocks take them
+    cdef Py_ssize_t most = tile_chunk(cin_g, n_pos_all, P) // P
+    cdef Py_ssize_t n_chunks = ceil_div(n_tiles_all, most)
     cdef Py_ssize_t base, n_oc_items, blocks_per_item
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
-    cdef Py_ssize_t n_items, item, pack, n, group, q, n_pos, n_tiles, tile, lanes, o, p
+    cdef Py_ssize_t n_items, item, pack, k, n, group, f0, f, q, n_pos, n_tiles, tile, lanes, o, p
     cdef Py_ssize_t b, b0, b1, oc0, valid
     cdef floating bv
     cdef floating* owned = NULL
@@ -2004,12 +2017,12 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef int failed = 0
     cdef int* failed_flag = &failed
     # smaller chunks while the items are too few (down to TILES_PER_CHUNK
-    # tiles), then split the output channels (each part packs x again)
-    n_chunks = max(n_chunks, min(ceil_div(plane, TILES_PER_CHUNK * P),
-                                 ceil_div(wanted, g.batch * g.groups)))
-    chunk = ceil_div(ceil_div(plane, n_chunks), P) * P  # chunks of about equal size
-    n_chunks = ceil_div(plane, chunk)
-    base = g.batch * g.groups * n_chunks
+    # tiles), a multiple of the threads (chunk k: tiles k * n_tiles_all //
+    # n_chunks on, about equal), then split the output channels (each part
+    # packs x again)
+    n_chunks = max(n_chunks, min(ceil_div(n_tiles_all, TILES_PER_CHUNK), ceil_div(wanted, g.groups)))
+    n_chunks = min(n_tiles_all, ceil_div(n_chunks, n_threads) * n_threads)
+    base = g.groups * n_chunks
     n_oc_items = min(n_blocks, ceil_div(wanted, base))
     blocks_per_item = ceil_div(n_blocks, n_oc_items)
     n_oc_items = ceil_div(n_blocks, blocks_per_item)
@@ -2024,7 +2037,8 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
         if owned != NULL:
             for pack in prange(g.groups * n_blocks, schedule='static'):
                 pack_weight_block(weight, g, pack // n_blocks, pack % n_blocks, OB, owned)
-        x_tiles = <floating*>cyconv_aligned_alloc(chunk * cin_g * sizeof(floating))
+        x_tiles = <floating*>cyconv_aligned_alloc(ceil_div(n_tiles_all, n_chunks) * P * cin_g
+                                                  * sizeof(floating))
         edge = <floating*>cyconv_aligned_alloc(2 * OB * P * sizeof(floating))
         bias_tile = edge + OB * P
         if x_tiles == NULL or edge == NULL:
@@ -2034,14 +2048,20 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
                 continue
             b0 = item % n_oc_items * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
-            q = item // n_oc_items % n_chunks * chunk
-            group = item // (n_oc_items * n_chunks) % g.groups
-            n = item // (n_oc_items * n_chunks * g.groups)
-            n_pos = min(chunk, plane - q)
+            k = item // n_oc_items % n_chunks
+            group = item // (n_oc_items * n_chunks)
+            f0 = k * n_tiles_all // n_chunks * P
+            n_pos = min((k + 1) * n_tiles_all // n_chunks * P, n_pos_all) - f0
             n_tiles = ceil_div(n_pos, P)
-            # x_tiles[tile][c][lane] = x[n, c, q + tile * P + lane]
-            pack_row_tiles(x + (n * g.in_channels + group * cin_g) * plane + q,
-                           plane, cin_g, n_pos, x_tiles)
+            # x_tiles[tile][c][lane] = x[n, c, q] for f0 + tile * P + lane = n * plane + q
+            f = f0
+            while f < f0 + n_pos:
+                n = f // plane
+                q = f % plane
+                lanes = min(plane - q, f0 + n_pos - f)
+                pack_row_tiles(x + (n * g.in_channels + group * cin_g) * plane + q,
+                               plane, cin_g, f - f0, lanes, x_tiles)
+                f = f + lanes  # (not +=: Cython would take f for a reduction)
             for b in range(b0, b1):
                 oc0 = group * cout_g + b * OB
                 valid = min(OB, cout_g - b * OB)
@@ -2050,18 +2070,26 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
                     for p in range(P):
                         bias_tile[o * P + p] = bv
                 for tile in range(n_tiles):
+                    f = f0 + tile * P
+                    n = f // plane
+                    q = f % plane
                     lanes = min(P, n_pos - tile * P)
-                    if valid == OB and lanes == P:
+                    if valid == OB and lanes == P and q + P <= plane:
                         micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
                                      packed + (group * n_blocks + b) * cin_g * OB, bias_tile, P,
-                                     out + (n * g.out_channels + oc0) * plane + q + tile * P, plane)
-                    else:
-                        micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
-                                     packed + (group * n_blocks + b) * cin_g * OB, bias_tile, P,
-                                     edge, P)
+                                     out + (n * g.out_channels + oc0) * plane + q, plane)
+                        continue
+                    micro_kernel(x_tiles + tile * cin_g * P, cin_g, P,
+                                 packed + (group * n_blocks + b) * cin_g * OB, bias_tile, P,
+                                 edge, P)
+                    p = 0
+                    while p < lanes:  # the tile's runs of one image each
+                        n = (f + p) // plane
+                        q = (f + p) % plane
                         for o in range(valid):
-                            copy_run(out + (n * g.out_channels + oc0 + o) * plane + q + tile * P,
-                                     edge + o * P, lanes)
+                            copy_run(out + (n * g.out_channels + oc0 + o) * plane + q,
+                                     edge + o * P + p, min(lanes - p, plane - q))
+                        p = p + min(lanes - p, plane - q)
         cyconv_aligned_free(x_tiles)
         cyconv_aligned_free(edge)
     free(owned)

@@ -51,6 +51,10 @@ GRID = [
     # 1x1, stride 1, no padding, >= 16 input channels per group: a matrix product
     (2, 32, 5, 7, 24, 1, 1, 0, 1, 2),
     (1, 40, 9, 9, 7, 1, 1, 0, 3, 1),
+    # its tiles run on across images: planes smaller than a tile, and 14x14
+    # planes in several chunks (on two threads)
+    (5, 20, 4, 3, 16, 1, 1, 0, 1, 1),
+    (3, 24, 14, 14, 40, 1, 1, 0, 1, 1),
     # small planes with weights over 4 MiB: row bands take several images per item
     (5, 256, 6, 5, 512, 3, 1, 1, 1, 1),
     (3, 256, 9, 9, 512, 3, 2, 1, 1, 1),

@@ -582,8 +582,9 @@ cdef void load_band(const floating* x, const Geometry* g, Py_ssize_t n, Py_ssize
     for c in range(n_ic):
         # a channel's rows are one short run: asked for LOAD_AHEAD channels
         # ahead, or each waits for memory on its own (a tenth of a 64-channel
-        # 56x56 layer's time)
-        if c + LOAD_AHEAD < n_ic and ih_hi > ih_lo:
+        # 56x56 layer's time); past n_ic too, as the next band of the unit
+        # usually takes the next channels
+        if ic0 + c + LOAD_AHEAD < g.in_channels and ih_hi > ih_lo:
             prefetch_run(x + ((n * g.in_channels + ic0 + c + LOAD_AHEAD) * g.in_h + ih_lo) * g.in_w,
                          (ih_hi - ih_lo) * g.in_w * <Py_ssize_t>sizeof(floating))
         for k in range(band_rows):

@@ -1989,10 +1989,13 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     # the start of the next: 14x14 planes in tiles of 32 positions computed 7
     # tiles for 6.1, a tenth in vain.  A work item is a chunk of these tiles
     # for one group and a run of output-channel blocks (its x stays in L2
-    # while the blocks take it).  The micro-kernel reads a tile within one
-    # image in place, its rows a plane apart (packing every tile took a fifth
-    # of a 256-channel 14x14 layer with AVX-512); a tile across images (or the
-    # last, short one) is packed first.  Each block's tile starts from the
+    # while the blocks take it).  With AVX-512 the micro-kernel reads a tile
+    # within one image in place, its rows a plane apart (packing every tile
+    # took a fifth of a 256-channel 14x14 layer on Zen 5, and the AVX2 kernel
+    # there gained 1.08x too; but on a Zen 4 with AVX2 an earlier version read
+    # in place at 0.52-1.08x the speed, float64 worst, so AVX2 and SSE pack
+    # every tile); a tile across images (or the last, short one) is packed
+    # first.  Each block's tile starts from the
     # bias and goes straight into out (written once: no bias pass); a tile
     # across images, a partial tile or channel block goes through a small
     # buffer.
@@ -2006,15 +2009,17 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
     # tiles per chunk, at most: its tiles of x stay in L2 while the blocks take them
     cdef Py_ssize_t most = tile_chunk(cin_g, n_pos_all, P) // P
+    cdef bint in_place = CYCONV_VECTOR_BYTES >= 64  # AVX-512, see above
     cdef Py_ssize_t n_chunks = ceil_div(n_tiles_all, most)
     cdef Py_ssize_t base, n_oc_items, blocks_per_item
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
     cdef Py_ssize_t n_items, item, pack, k, n, group, f0, f, q, n_pos, n_tiles, tile, lanes, o, p
-    cdef Py_ssize_t b, b0, b1, oc0, valid
+    cdef Py_ssize_t b, b0, b1, oc0, valid, end, head, tail
     cdef floating bv
     cdef floating* owned = NULL
     cdef const floating* packed = prepacked
-    cdef floating* x_tiles  # the chunk's tiles across images
+    cdef const floating* src
+    cdef floating* x_tiles  # the chunk's packed tiles
     cdef const floating* x_tile
     cdef Py_ssize_t ldx
     cdef floating* edge  # a partial tile, then the bias as a tile
@@ -2059,18 +2064,23 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
             n_pos = min((k + 1) * n_tiles_all // n_chunks * P, n_pos_all) - f0
             n_tiles = ceil_div(n_pos, P)
             # x_tiles[tile][c][lane] = x[n, c, q] for f0 + tile * P + lane = n *
-            # plane + q, for the tiles that leave an image (or end short of P)
-            for tile in range(n_tiles):
-                f = f0 + tile * P
-                if f % plane + P <= plane:
-                    continue
-                while f < min(f0 + (tile + 1) * P, f0 + n_pos):
-                    n = f // plane
-                    q = f % plane
-                    lanes = min(plane - q, f0 + (tile + 1) * P - f, f0 + n_pos - f)
-                    pack_row_tiles(x + (n * g.in_channels + group * cin_g) * plane + q,
-                                   plane, cin_g, f - f0, lanes, x_tiles)
-                    f = f + lanes  # (not +=: Cython would take f for a reduction)
+            # plane + q: every tile, or with in_place those that a run of one
+            # image shares with another (or the short last one)
+            f = f0
+            while f < f0 + n_pos:
+                q = f % plane
+                end = min(f0 + n_pos, f - q + plane)  # the end of this image's run
+                src = x + (f // plane * g.in_channels + group * cin_g) * plane + q
+                head = end
+                tail = end
+                if in_place:
+                    head = min(end, f0 + ceil_div(f - f0, P) * P)
+                    tail = max(head, f0 + (end - f0) // P * P)
+                if head > f:
+                    pack_row_tiles(src, plane, cin_g, f - f0, head - f, x_tiles)
+                if end > tail:
+                    pack_row_tiles(src + tail - f, plane, cin_g, tail - f0, end - tail, x_tiles)
+                f = end
             for b in range(b0, b1):
                 oc0 = group * cout_g + b * OB
                 valid = min(OB, cout_g - b * OB)
@@ -2083,7 +2093,7 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
                     n = f // plane
                     q = f % plane
                     lanes = min(P, n_pos - tile * P)
-                    if q + P <= plane:  # within an image: x read in place
+                    if in_place and q + P <= plane:  # within an image: x read in place
                         x_tile = x + (n * g.in_channels + group * cin_g) * plane + q
                         ldx = plane
                     else:

@@ -86,6 +86,7 @@ cdef enum:
     MIN_MACS_PER_THREAD = 65536
     PACK_CHUNK = 64
     LOAD_AHEAD = 8
+    PACK_AHEAD = 2
 
 
 cdef struct Geometry:
@@ -1784,6 +1785,13 @@ cdef void pack_spread_blocks(const floating* weight, const Geometry* g, Py_ssize
     cdef floating* dst
     for i in range(ceil_div(o1 - o0, SPREAD_PACK_CHANNELS)):
         run = o0 + i * SPREAD_PACK_CHANNELS
+        # the rows of a few runs ahead are asked for: each row's piece is a
+        # short run a weight row apart, which would wait on memory on its own
+        for o in range(run + PACK_AHEAD * SPREAD_PACK_CHANNELS,
+                       min(o1, run + (PACK_AHEAD + 1) * SPREAD_PACK_CHANNELS)):
+            prefetch_run(weight + (group * cout_g + o) * depth + sl * slice_c * taps + b0 * OB,
+                         min(m_end - (sl * slice_c * taps + b0 * OB), (b1 - b0) * OB)
+                         * <Py_ssize_t>sizeof(floating))
         for blk in range(b0, b1):
             m0 = sl * slice_c * taps + blk * OB
             n_m = max(0, min(m_end - m0, OB))

@@ -84,8 +84,12 @@ cdef enum:
     # thread costs more than it saves on smaller calls (1 -> 32 channels on
     # 8x8, 18k: 12 us on one thread, 18 us on two)
     MIN_MACS_PER_THREAD = 65536
+    # reduction rows that pack_weight_rows packs for one group of 8 (float64:
+    # 4) output channels before the next group: fewer rows read at once
     PACK_CHUNK = 64
+    # input channels ahead whose rows load_band asks for
     LOAD_AHEAD = 8
+    # runs of output channels ahead whose weight rows pack_spread_blocks asks for
     PACK_AHEAD = 2
 
 
@@ -300,9 +304,11 @@ cdef void pack_weight_rows(const floating* weight, const Geometry* g, Py_ssize_t
                            floating* dst) noexcept nogil:
     # dst[r - r0][o] = weight[group * cout_g + block * block_size + o][r] for
     # the rows r0 <= r < r1, zero for the channels past cout_g that fill the
-    # last block.  Written in order (block_size read streams): writing each
-    # row of weight across the block, a store per cache line, cost as much as
-    # the convolution of a 512-channel 7x7 layer.  Whole blocks go 8 x 8
+    # last block.  Written in order, PACK_CHUNK rows at a time for each group
+    # of T channels (T read streams; all block_size at once ran the batch-1
+    # 512-channel layer 0.96-0.98x as fast): writing each row of weight across
+    # the block, a store per cache line, cost as much as the convolution of a
+    # 512-channel 7x7 layer.  Whole blocks go 8 x 8
     # floats (4 x 4 doubles) at a time through vector transposes: a value at a
     # time, the packing took a quarter of a batch-1 512-channel layer.
     cdef Py_ssize_t T = 8 if floating is float else 4
@@ -2003,10 +2009,9 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     # there gained 1.08x too; but on a Zen 4 with AVX2 an earlier version read
     # in place at 0.52-1.08x the speed, float64 worst, so AVX2 and SSE pack
     # every tile); a tile across images (or the last, short one) is packed
-    # first.  Each block's tile starts from the
-    # bias and goes straight into out (written once: no bias pass); a tile
-    # across images, a partial tile or channel block goes through a small
-    # buffer.
+    # first.  Each block's tile starts from the bias and goes straight into
+    # out (written once: no bias pass); a tile across images, a partial tile
+    # or channel block goes through a small buffer.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = g.in_channels // g.groups

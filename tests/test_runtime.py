@@ -22,6 +22,7 @@ SHAPES = [  # (x shape, weight shape, kwargs): batch 1 with tails in every direc
     ((2, 32, 7, 7), (64, 32, 3, 3), dict(padding=1)),
     ((1, 8, 10, 50), (17, 8, 3, 3), dict(padding=1)),
     ((1, 48, 9, 11), (40, 48, 1, 1), {}),  # 1x1 matrix product
+    ((4, 24, 7, 9), (40, 24, 1, 1), {}),  # its tiles across images, chunked per thread count
     ((3, 256, 5, 4), (512, 256, 3, 3), dict(padding=1)),  # several images per item
 ]
 

@@ -209,14 +209,20 @@ def agree(outputs, dtype, reference="torch"):
     return bad
 
 
-def make_case(layer, dtype, threads, peers, section, check):
-    """The functions a case times, and the flops of one cyconv call.  With check,
-    their results are first compared with torch's."""
-    rng = np.random.default_rng(0)
+def layer_operands(layer, dtype, rng):
+    """Random input, weight and bias of a layer, uniform in [-1, 1)."""
     x = rng.uniform(-1, 1, (layer.batch, layer.in_channels) + layer.size).astype(dtype)
     w = rng.uniform(-1, 1, (layer.out_channels, layer.in_channels // layer.groups,
                             layer.kernel, layer.kernel)).astype(dtype)
     b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
+    return x, w, b
+
+
+def make_case(layer, dtype, threads, peers, section, check):
+    """The functions a case times, and the flops of one cyconv call.  With check,
+    their results are first compared with torch's."""
+    rng = np.random.default_rng(0)
+    x, w, b = layer_operands(layer, dtype, rng)
     flops = layer.flops
     if section in ("forward", "inference"):
         make_own = make_cyconv if section == "forward" else make_cyconv_frozen

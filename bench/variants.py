@@ -23,7 +23,7 @@ from cyconv import _dispatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (QUICK, SUITE, add_case_arguments, agree, chosen_layers,  # noqa: E402
-                   geomean, machine_info, time_interleaved)
+                   geomean, layer_operands, machine_info, time_interleaved)
 from peers import make_cyconv  # noqa: E402
 
 
@@ -54,11 +54,7 @@ def main(argv=None):
     times = [{v: [] for v in variants} for _ in cases]
     for p in range(args.passes):
         for i, (layer, dtype, threads) in enumerate(cases):
-            rng = np.random.default_rng(0)
-            x = rng.uniform(-1, 1, (layer.batch, layer.in_channels) + layer.size).astype(dtype)
-            w = rng.uniform(-1, 1, (layer.out_channels, layer.in_channels // layer.groups,
-                                    layer.kernel, layer.kernel)).astype(dtype)
-            b = rng.uniform(-1, 1, layer.out_channels).astype(dtype)
+            x, w, b = layer_operands(layer, dtype, np.random.default_rng(0))
             call = make_cyconv(x, w, b, layer, threads)
             fns = {v: with_variant(m, call) for v, m in variants.items()}
             if p == 0:

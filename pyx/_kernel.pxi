@@ -1731,10 +1731,11 @@ cdef enum:
     PREFETCH_ROWS = 8  # rows pack_row_tiles fetches ahead
 
 
-cdef inline Py_ssize_t tile_chunk(Py_ssize_t n_rows, Py_ssize_t plane, Py_ssize_t P) noexcept nogil:
+cdef inline Py_ssize_t tile_chunk(Py_ssize_t n_rows, Py_ssize_t n_pos, Py_ssize_t P) noexcept nogil:
     # positions per chunk of pack_row_tiles: n_rows x chunk values within
-    # SPREAD_CHUNK (L2), at least TILES_PER_CHUNK tiles, at most the plane
-    return min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // n_rows // P * P), ceil_div(plane, P) * P)
+    # SPREAD_CHUNK (L2), at least TILES_PER_CHUNK tiles, at most the n_pos
+    # positions there are (a plane, or all images' in the pointwise kernel)
+    return min(max(TILES_PER_CHUNK * P, SPREAD_CHUNK // n_rows // P * P), ceil_div(n_pos, P) * P)
 
 
 cdef inline void pack_row_tiles(const floating* src, Py_ssize_t plane, Py_ssize_t n_rows,

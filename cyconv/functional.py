@@ -179,6 +179,20 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     return result
 
 
+def run_bias_grad(grad_output, num_threads):
+    """The sums of a 4-D grad_output's channels over images and positions,
+    in float32 (float16 and float32) or float64."""
+    compute = np.float64 if grad_output.dtype == np.float64 else np.float32
+    n, c, h, w = grad_output.shape
+    go = np.ascontiguousarray(grad_output, dtype=compute).reshape(n, c, h * w)
+    result = _allocate((c,), compute, "bias gradient")
+    if go.size == 0:
+        result[...] = 0
+    else:
+        kernel.conv2d_bias_grad(go, result, num_threads)
+    return result
+
+
 def run_weight_grad(input, grad_output, weight_shape, stride, padding, dilation, groups,
                     num_threads):
     """The gradient of conv2d(input, weight) with respect to weight, for checked operands."""

@@ -14,7 +14,8 @@ goes with a 3-D grad_output.
 import numpy as np
 
 from . import functional
-from ._validation import as_float_operands, check_input_ndim, prepare_conv2d_grad
+from ._validation import (as_float_operands, as_num_threads, check_input_ndim,
+                          prepare_conv2d_grad)
 
 __all__ = ["conv2d_input", "conv2d_weight", "conv2d_bias"]
 
@@ -42,12 +43,12 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     return result.astype(call.result_dtype, copy=False)
 
 
-def conv2d_bias(grad_output):
+def conv2d_bias(grad_output, *, num_threads=None):
     """The gradient of conv2d with respect to its bias: grad_output summed over
     every axis but the channels (N, C_out, H_out, W_out) or (C_out, H_out, W_out)."""
     operands, dtype = as_float_operands({"grad_output": grad_output})
     go = operands["grad_output"]
     check_input_ndim(go)
-    axes = (0, 2, 3) if go.ndim == 4 else (1, 2)
-    compute = np.float64 if dtype == np.float64 else np.float32
-    return go.sum(axis=axes, dtype=compute).astype(dtype, copy=False)
+    num_threads = as_num_threads(num_threads, functional.kernel.max_threads())
+    return functional.run_bias_grad(go if go.ndim == 4 else go[None], num_threads).astype(
+        dtype, copy=False)

@@ -1286,6 +1286,9 @@ cdef enum:
     GRAD_BAND_POSITIONS = 512  # positions per unit of weight_grad_bands, about
     GRAD_BAND_BYTES = 16384    # its bands: in L1 across a unit's taps
     GRAD_BAND_MAX_BYTES = 4096  # its (input channel, tap) rows x the size of a value, at most
+    GRAD_SLICES = 8            # slices of positions weight_grad sums at the end, at most
+    GRAD_SLICE_CHUNKS = 2      # chunks per slice, at least
+    GRAD_PARTIAL_BYTES = 1048576  # the slices' partial gradients, at most
 
 
 cdef void gather_patches(const floating* x, const Geometry* g, Py_ssize_t group,
@@ -1357,9 +1360,28 @@ cdef void pack_grad_output(const floating* grad_out, const Geometry* g, Py_ssize
                     dst[q * CYCONV_OC_BLOCK + o] = 0
 
 
+cdef Py_ssize_t grad_slices(const Geometry* g, Py_ssize_t n_chunks, Py_ssize_t itemsize) noexcept nogil:
+    # Slices of positions whose partial weight gradients weight_grad sums at
+    # the end: work for threads on layers with few output channels and taps
+    # (an RGB stem: split by channels and taps instead, each item packed all
+    # of grad_output or gathered all patches again, and 2 threads ran 1.2x
+    # as fast as one).  A function of the layer alone, so that the sums come
+    # out the same on any number of threads.
+    cdef Py_ssize_t weight_bytes = (g.out_channels * (g.in_channels // g.groups)
+                                    * g.kernel_h * g.kernel_w * itemsize)
+    cdef Py_ssize_t n = 1
+    while (2 * n <= GRAD_SLICES and n_chunks >= 2 * n * GRAD_SLICE_CHUNKS
+           and 2 * n * weight_bytes <= GRAD_PARTIAL_BYTES):
+        n *= 2
+    return n
+
+
 cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad_w,
                      const Geometry* g, int n_threads) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.
+    # Returns 0, or -1 when a buffer could not be allocated.  A work item is
+    # a slice of positions (see grad_slices) x a block of output channels x
+    # a block of taps; with several slices, items write partial gradients,
+    # summed in slice order at the end.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t depth = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
@@ -1370,10 +1392,14 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
     cdef Py_ssize_t n_tap_blocks = ceil_div(depth, P)
     cdef Py_ssize_t blocks_per_item = min(n_oc_blocks, <Py_ssize_t>GRAD_OC_BLOCKS)
     cdef Py_ssize_t taps_per_item = min(n_tap_blocks, <Py_ssize_t>GRAD_TAP_BLOCKS)
+    cdef Py_ssize_t n_slices = grad_slices(g, n_chunks, sizeof(floating))
     cdef Py_ssize_t n_oc_items, n_tap_items, n_items
     cdef Py_ssize_t wanted = ITEMS_PER_THREAD * n_threads if n_threads > 1 else 1
     cdef Py_ssize_t item, group, oc_item, tap_item, b0, b1, tb0, tb1, t0, n_taps, ldc
-    cdef Py_ssize_t ch, q0, n_pos, n_seg, tb, b, o, oc, t
+    cdef Py_ssize_t ch, q0, n_pos, n_seg, tb, b, o, oc, t, sl, i
+    cdef Py_ssize_t weight_size = g.out_channels * depth
+    cdef floating* partials = NULL  # [slice][output channel][tap], with slices
+    cdef floating* dst
     cdef floating* patches
     cdef floating* packed
     cdef floating* acc
@@ -1386,7 +1412,7 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
     while True:
         n_oc_items = ceil_div(n_oc_blocks, blocks_per_item)
         n_tap_items = ceil_div(n_tap_blocks, taps_per_item)
-        n_items = g.groups * n_oc_items * n_tap_items
+        n_items = n_slices * g.groups * n_oc_items * n_tap_items
         if n_items >= wanted or (n_items % n_threads == 0 and n_tap_blocks % n_tap_items == 0
                                  and n_oc_blocks % n_oc_items == 0):
             break
@@ -1398,6 +1424,10 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
             break
     taps_per_item = ceil_div(n_tap_blocks, n_tap_items)  # equal slices
     ldc = taps_per_item * P
+    if n_slices > 1:
+        partials = <floating*>malloc(n_slices * weight_size * sizeof(floating))
+        if partials == NULL:
+            return -1
     n_threads = <int>max(1, min(<Py_ssize_t>n_threads, n_items))
     with parallel(num_threads=n_threads):
         patches = <floating*>cyconv_aligned_alloc(taps_per_item * chunk * P * sizeof(floating))
@@ -1411,7 +1441,8 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
                 continue
             tap_item = item % n_tap_items
             oc_item = (item // n_tap_items) % n_oc_items
-            group = item // (n_tap_items * n_oc_items)
+            group = item // (n_tap_items * n_oc_items) % g.groups
+            sl = item // (n_tap_items * n_oc_items * g.groups)
             b0 = oc_item * blocks_per_item
             b1 = min(n_oc_blocks, b0 + blocks_per_item)
             tb0 = tap_item * taps_per_item
@@ -1421,7 +1452,7 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
             fill_zero(acc, (b1 - b0) * CYCONV_OC_BLOCK * ldc)
             # lanes past the last tap stay zero through every chunk
             fill_zero(patches + (tb1 - tb0 - 1) * chunk * P, chunk * P)
-            for ch in range(n_chunks):
+            for ch in range(sl * n_chunks // n_slices, (sl + 1) * n_chunks // n_slices):
                 q0 = ch * chunk
                 n_pos = min(chunk, total_pos - q0)
                 n_seg = chunk_segments(g, q0, n_pos, chunk, segments)
@@ -1434,14 +1465,22 @@ cdef int weight_grad(const floating* x, const floating* grad_out, floating* grad
                                      packed + (b - b0) * chunk * CYCONV_OC_BLOCK,
                                      acc + (b - b0) * CYCONV_OC_BLOCK * ldc + tb * P, ldc,
                                      acc + (b - b0) * CYCONV_OC_BLOCK * ldc + tb * P, ldc)
+            dst = partials + sl * weight_size if n_slices > 1 else grad_w
             for o in range(min(cout_g - b0 * CYCONV_OC_BLOCK, (b1 - b0) * CYCONV_OC_BLOCK)):
                 oc = group * cout_g + b0 * CYCONV_OC_BLOCK + o
                 for t in range(n_taps):
-                    grad_w[oc * depth + t0 + t] = acc[o * ldc + t]
+                    dst[oc * depth + t0 + t] = acc[o * ldc + t]
+        if n_slices > 1:
+            for oc in prange(g.out_channels, schedule='static'):
+                copy_run(grad_w + oc * depth, partials + oc * depth, depth)
+                for i in range(1, n_slices):
+                    for t in range(depth):
+                        grad_w[oc * depth + t] += partials[i * weight_size + oc * depth + t]
         cyconv_aligned_free(patches)
         cyconv_aligned_free(packed)
         free(acc)
         free(segments)
+    free(partials)
     return -1 if failed else 0
 
 
@@ -2179,6 +2218,41 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
                                  &g, num_threads)
     if status != 0:
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+
+
+cdef double run_sum(const floating* src, Py_ssize_t n) noexcept nogil:
+    # sum of n values: whole blocks of 4 vectors in as many lanes (a fixed
+    # trip count gcc vectorises, which it will not do for one running sum),
+    # lanes and tail added in double
+    cdef floating lanes[64]  # W <= 64
+    cdef Py_ssize_t q, k
+    cdef double total = 0
+    cdef int W = 4 * CYCONV_VECTOR_BYTES // sizeof(floating)
+    for k in range(W):
+        lanes[k] = 0
+    for q in range(n // W):
+        for k in range(W):
+            lanes[k] += src[q * W + k]
+    for k in range(W):
+        total += lanes[k]
+    for q in range(n // W * W, n):
+        total += src[q]
+    return total
+
+
+def conv2d_bias_grad(const floating[:, :, ::1] grad_out, floating[::1] grad_b, int num_threads):
+    """grad_b[c] = the sum of grad_out[:, c, :] (N, C, positions), by channel
+    on num_threads threads."""
+    cdef Py_ssize_t N = grad_out.shape[0], C = grad_out.shape[1], n_pos = grad_out.shape[2]
+    cdef Py_ssize_t c, n
+    cdef double total
+    num_threads = <int>max(1, min(<Py_ssize_t>num_threads, N * C * n_pos // MIN_MACS_PER_THREAD))
+    with nogil:
+        for c in prange(C, schedule='static', num_threads=num_threads):
+            total = 0
+            for n in range(N):
+                total = total + run_sum(&grad_out[n, c, 0], n_pos)
+            grad_b[c] = <floating>total
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,

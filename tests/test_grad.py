@@ -29,7 +29,7 @@ def _case(rng, case, dtype):
 def _ours(x, weight, grad_out, conv, **kw):
     return (cyconv.grad.conv2d_input(x.shape, weight, grad_out, **conv, **kw),
             cyconv.grad.conv2d_weight(x, weight.shape, grad_out, **conv, **kw),
-            cyconv.grad.conv2d_bias(grad_out))
+            cyconv.grad.conv2d_bias(grad_out, **kw))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -112,10 +112,12 @@ def test_random_configurations_gradients_match_torch(cfg):
                                   (1, 40, 6, 7, 256, 3, 1, 1, 1, 1),    # spread, own weight packing
                                   (1, 32, 5, 6, 512, 3, 1, 1, 1, 2),    # the same, in groups
                                   (3, 6, 40, 12, 24, 3, 1, 1, 1, 1),    # weight gradient from bands
-                                  (2, 64, 9, 10, 16, 3, 1, 1, 1, 1)])   # the same, 576 rows
+                                  (2, 64, 9, 10, 16, 3, 1, 1, 1, 1),    # the same, 576 rows
+                                  (3, 3, 64, 64, 16, 7, 2, 3, 1, 1),    # weight gradient summed
+                                  (1, 64, 40, 40, 256, 1, 1, 0, 1, 1)])  # over slices of positions
 def test_gradients_do_not_depend_on_the_thread_count(rng, case):
     x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
-    results = [_ours(x, weight, grad_out, conv, num_threads=t)[:2] for t in (1, 2, 3, 7)]
+    results = [_ours(x, weight, grad_out, conv, num_threads=t) for t in (1, 2, 3, 7)]
     for got in results[1:]:
         for a, b in zip(got, results[0]):
             np.testing.assert_array_equal(a, b)
@@ -250,6 +252,8 @@ GRAD_BAD_CALLS = [
     (cyconv.grad.conv2d_weight, (np.zeros((2, 4, 8, 8)), (6, 4, 3, 3), np.zeros((2, 6, 6, 6))),
      {"padding": 1}, ValueError, r"\[2, 6, 8, 8\] for input of shape \[2, 4, 8, 8\]"),
     (cyconv.grad.conv2d_bias, (np.zeros((6, 6)),), {}, ValueError, r"3-D .* or 4-D"),
+    (cyconv.grad.conv2d_bias, (np.zeros((2, 6, 6)),), {"num_threads": 0}, ValueError,
+     r"num_threads must be >= 1, but got 0"),
     (cyconv.conv_transpose2d, (np.zeros((1, 4, 5, 5)), np.zeros((4, 2, 3, 3))),
      {"stride": 2, "output_padding": 2}, ValueError,
      r"output_padding must be smaller than either stride or dilation.*\(2, 2\)"),

@@ -102,7 +102,8 @@ class Conv2d:
         conv = dict(stride=self.stride, padding=pads, dilation=self.dilation,
                     groups=self.groups, num_threads=self.num_threads)
         self.weight_grad = conv2d_weight(x, self.weight.shape, grad_output, **conv)
-        self.bias_grad = None if self.bias is None else conv2d_bias(grad_output)
+        self.bias_grad = (None if self.bias is None
+                          else conv2d_bias(grad_output, num_threads=self.num_threads))
         grad_input = conv2d_input(np.shape(x), self.weight, grad_output, **conv)
         if self.padding_mode != "zeros":
             grad_input = _unpad_gradient(grad_input, self._pads, self.padding_mode)

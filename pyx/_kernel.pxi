@@ -349,6 +349,30 @@ cdef void pack_weight_block(const floating* weight, const Geometry* g,
                      packed + (group * n_blocks + block) * depth * block_size)
 
 
+cdef void transpose_into(const floating* src, Py_ssize_t lds, Py_ssize_t n_rows,
+                         Py_ssize_t n_cols, floating* dst, Py_ssize_t ldd) noexcept nogil:
+    # dst[k * ldd + r] = src[r * lds + k] for r < n_rows, k < n_cols: whole
+    # blocks of 8 x 8 floats (4 x 4 doubles) in vector registers (they read
+    # nothing past a row's n_cols), the rest a value at a time
+    cdef Py_ssize_t B = 8 if floating is float else 4
+    cdef Py_ssize_t rows_b = n_rows - n_rows % B, cols_b = n_cols - n_cols % B
+    cdef Py_ssize_t i, j, r, k
+    for i in range(rows_b // B):
+        for j in range(cols_b // B):
+            if floating is float:
+                cyconv_transpose_block_f32(src + i * B * lds + j * B, lds, B, NULL,
+                                           dst + j * B * ldd + i * B, ldd)
+            else:
+                cyconv_transpose_block_f64(src + i * B * lds + j * B, lds, B, NULL,
+                                           dst + j * B * ldd + i * B, ldd)
+        for r in range(i * B, i * B + B):
+            for k in range(cols_b, n_cols):
+                dst[k * ldd + r] = src[r * lds + k]
+    for r in range(rows_b, n_rows):
+        for k in range(n_cols):
+            dst[k * ldd + r] = src[r * lds + k]
+
+
 cdef Tiling choose_tiling(const Geometry* g, Py_ssize_t pos_block, int n_threads) noexcept nogil:
     cdef Tiling t
     cdef Py_ssize_t total_pos = g.batch * g.out_h * g.out_w
@@ -1333,8 +1357,7 @@ cdef void pack_grad_output(const floating* grad_out, const Geometry* g, Py_ssize
                            Py_ssize_t b0, Py_ssize_t b1,
                            const Py_ssize_t* segments, Py_ssize_t n_segments,
                            Py_ssize_t chunk, floating* packed) noexcept nogil:
-    # packed[b - b0][p][o] = grad_out[channel b * OC_BLOCK + o of the group, position p],
-    # written in order from OC_BLOCK read streams (see pack_weight_block)
+    # packed[b - b0][p][o] = grad_out[channel b * OC_BLOCK + o of the group, position p]
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef Py_ssize_t plane = g.out_h * g.out_w
     cdef Py_ssize_t b, o, s, q, length, valid
@@ -1348,16 +1371,10 @@ cdef void pack_grad_output(const floating* grad_out, const Geometry* g, Py_ssize
             src = (grad_out + (segments[5 * s] * g.out_channels + group * cout_g
                                + b * CYCONV_OC_BLOCK) * plane
                    + segments[5 * s + 1] * g.out_w + segments[5 * s + 2])
-            if valid == CYCONV_OC_BLOCK:  # a fixed count: no test per value
+            transpose_into(src, plane, valid, length, dst, CYCONV_OC_BLOCK)
+            if valid < CYCONV_OC_BLOCK:
                 for q in range(length):
-                    for o in range(CYCONV_OC_BLOCK):
-                        dst[q * CYCONV_OC_BLOCK + o] = src[o * plane + q]
-                continue
-            for q in range(length):
-                for o in range(valid):
-                    dst[q * CYCONV_OC_BLOCK + o] = src[o * plane + q]
-                for o in range(valid, CYCONV_OC_BLOCK):
-                    dst[q * CYCONV_OC_BLOCK + o] = 0
+                    fill_zero(dst + q * CYCONV_OC_BLOCK + valid, CYCONV_OC_BLOCK - valid)
 
 
 cdef Py_ssize_t grad_slices(const Geometry* g, Py_ssize_t n_chunks, Py_ssize_t itemsize) noexcept nogil:
@@ -1609,17 +1626,14 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
                 n_v = (rows_here - 1) * band_w + g.out_w
                 # go_t[v][l] = grad_out[n, channel ob * L + l of the group, oh0 + r, ow]
                 for r in range(rows_here):
-                    for ow in range(band_w if r < rows_here - 1 else g.out_w):
-                        dst = go_t + (r * band_w + ow) * L
-                        if ow >= g.out_w:
-                            fill_zero(dst, L)
-                            continue
-                        src = (grad_out + (n * g.out_channels + group * cout_g + ob * L) * plane
-                               + (oh0 + r) * g.out_w + ow)
-                        for l in range(lanes):
-                            dst[l] = src[l * plane]
-                        for l in range(lanes, L):
-                            dst[l] = 0
+                    dst = go_t + r * band_w * L
+                    transpose_into(grad_out + (n * g.out_channels + group * cout_g + ob * L) * plane
+                                   + (oh0 + r) * g.out_w, plane, lanes, g.out_w, dst, L)
+                    if lanes < L:
+                        for ow in range(g.out_w):
+                            fill_zero(dst + ow * L + lanes, L - lanes)
+                    if r < rows_here - 1:
+                        fill_zero(dst + g.out_w * L, (band_w - g.out_w) * L)
                 for sb in range(ceil_div(c1 - c0, band_c)):
                     s0 = c0 + sb * band_c
                     s1 = min(c1, s0 + band_c)

@@ -1310,6 +1310,7 @@ cdef enum:
     GRAD_BAND_POSITIONS = 512  # positions per unit of weight_grad_bands, about
     GRAD_BAND_BYTES = 16384    # its bands: in L1 across a unit's taps
     GRAD_BAND_MAX_BYTES = 4096  # its (input channel, tap) rows x the size of a value, at most
+    GRAD_BAND_MAX_ROWS = 1152  # its (input channel, tap) rows with AVX-512, at most
     GRAD_SLICES = 8            # slices of positions weight_grad sums at the end, at most
     GRAD_SLICE_CHUNKS = 2      # chunks per slice, at least
     GRAD_PARTIAL_BYTES = 1048576  # the slices' partial gradients, at most
@@ -1534,13 +1535,18 @@ cdef inline bint use_grad_bands(const Geometry* g, Py_ssize_t lanes,
                                 Py_ssize_t itemsize) noexcept nogil:
     # stride 1, enough output channels per group to fill the lanes, and few
     # (input channel, tap) rows: with many, the gathered matrix product wins
-    # (its patches are reused across more output channels).  Measured: bands
-    # win up to 1008 float32 rows (64-112 channels 3x3, 1.04-1.21x) and lose
-    # at 1152 (0.95x), and at 576 float64 rows (0.8-0.9x)
+    # (its patches are reused across more output channels).  Measured with
+    # AVX2 on Zen 4: bands win up to 1008 float32 rows (64-112 channels 3x3,
+    # 1.04-1.21x) and lose at 1152 (0.95x), and at 576 float64 rows
+    # (0.8-0.9x).  With AVX-512 on Zen 5 they win up to 1152 rows in both
+    # dtypes (128 channels 3x3 on 28x28: float32 1.18-1.24x, float64 1.07x;
+    # 64 channels float64 1.07-1.2x) and lose from 2304 (256 channels on
+    # 14x14: float32 0.99-1.01x, float64 0.92-0.94x; 512 on 7x7 0.62-0.86x).
+    cdef Py_ssize_t rows = (g.in_channels // g.groups) * g.kernel_h * g.kernel_w
     return (g.stride_h == 1 and g.stride_w == 1 and g.kernel_h * g.kernel_w > 1
             and g.out_channels // g.groups >= lanes
-            and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w * itemsize
-                <= GRAD_BAND_MAX_BYTES)
+            and (rows <= GRAD_BAND_MAX_ROWS if CYCONV_VECTOR_BYTES >= 64
+                 else rows * itemsize <= GRAD_BAND_MAX_BYTES))
 
 
 cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating* grad_w,

@@ -113,6 +113,7 @@ def test_random_configurations_gradients_match_torch(cfg):
                                   (1, 32, 5, 6, 512, 3, 1, 1, 1, 2),    # the same, in groups
                                   (3, 6, 40, 12, 24, 3, 1, 1, 1, 1),    # weight gradient from bands
                                   (2, 64, 9, 10, 16, 3, 1, 1, 1, 1),    # the same, 576 rows
+                                  (2, 128, 6, 7, 32, 3, 1, 1, 1, 1),    # the same with AVX-512, 1152
                                   (3, 3, 64, 64, 16, 7, 2, 3, 1, 1),    # weight gradient summed
                                   (1, 64, 40, 40, 256, 1, 1, 0, 1, 1)])  # over slices of positions
 def test_gradients_do_not_depend_on_the_thread_count(rng, case):

@@ -121,7 +121,7 @@ def make_cyconv_backward(x, w, b, grad_out, layer, threads):
                 groups=layer.groups, num_threads=threads)
     return lambda: (cyconv.grad.conv2d_input(x.shape, w, grad_out, **conv),
                     cyconv.grad.conv2d_weight(x, w.shape, grad_out, **conv),
-                    cyconv.grad.conv2d_bias(grad_out))
+                    cyconv.grad.conv2d_bias(grad_out, num_threads=threads))
 
 
 def make_torch_backward(x, w, b, grad_out, layer, threads):

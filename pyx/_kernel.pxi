@@ -349,11 +349,33 @@ cdef void pack_weight_block(const floating* weight, const Geometry* g,
                      packed + (group * n_blocks + block) * depth * block_size)
 
 
+cdef void pack_flipped_block(const floating* weight, Py_ssize_t c_out, Py_ssize_t c_in_g,
+                             Py_ssize_t taps, Py_ssize_t groups, Py_ssize_t group, Py_ssize_t block,
+                             Py_ssize_t block_size, floating* packed) noexcept nogil:
+    # pack_weight_block of the weight that computes the input gradient (the
+    # flipped (C_in, C_out / groups, kh, kw) transpose of weight, see
+    # flip_transpose_weight), straight from weight: packed[group][block][o,
+    # t][c] = weight[group * C_out / groups + o, block * block_size + c,
+    # tap taps - 1 - t].  Per o the block's channels are one contiguous
+    # [c][tap] run, transposed into rows written last tap first.
+    cdef Py_ssize_t c_out_g = c_out // groups
+    cdef Py_ssize_t n_blocks = ceil_div(c_in_g, block_size)
+    cdef Py_ssize_t valid = min(block_size, c_in_g - block * block_size)
+    cdef floating* dst = packed + (group * n_blocks + block) * c_out_g * taps * block_size
+    cdef Py_ssize_t o, t
+    for o in range(c_out_g):
+        transpose_into(weight + ((group * c_out_g + o) * c_in_g + block * block_size) * taps, taps,
+                       valid, taps, dst + (o * taps + taps - 1) * block_size, -block_size)
+        if valid < block_size:
+            for t in range(taps):
+                fill_zero(dst + (o * taps + t) * block_size + valid, block_size - valid)
+
+
 cdef void transpose_into(const floating* src, Py_ssize_t lds, Py_ssize_t n_rows,
                          Py_ssize_t n_cols, floating* dst, Py_ssize_t ldd) noexcept nogil:
-    # dst[k * ldd + r] = src[r * lds + k] for r < n_rows, k < n_cols: whole
-    # blocks of 8 x 8 floats (4 x 4 doubles) in vector registers (they read
-    # nothing past a row's n_cols), the rest a value at a time
+    # dst[k * ldd + r] = src[r * lds + k] for r < n_rows, k < n_cols (ldd may
+    # be negative): whole blocks of 8 x 8 floats (4 x 4 doubles) in vector
+    # registers (they read nothing past a row's n_cols), the rest a value at a time
     cdef Py_ssize_t B = 8 if floating is float else 4
     cdef Py_ssize_t rows_b = n_rows - n_rows % B, cols_b = n_cols - n_cols % B
     cdef Py_ssize_t i, j, r, k
@@ -2280,19 +2302,33 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                    Py_ssize_t stride_h, Py_ssize_t stride_w,
                    Py_ssize_t pad_top, Py_ssize_t pad_left,
                    Py_ssize_t dilation_h, Py_ssize_t dilation_w,
-                   Py_ssize_t groups, int num_threads, packed=None, Py_ssize_t packed_block=0):
+                   Py_ssize_t groups, int num_threads, packed=None, Py_ssize_t packed_block=0,
+                   tuple weight_shape=None):
     """out = conv2d(x, weight, bias) for checked, contiguous, non-empty operands.
 
     Padding is zeros: pad_top/pad_left shift the window; the bottom/right
     padding is implied by out's shape.  packed: None, or weight as pack_weight
     packs it in blocks of packed_block, the block packing_block gives for
-    this call (checked: a wrong layout would give wrong results).
+    this call (checked: a wrong layout would give wrong results); weight may
+    then be None, its shape given as weight_shape.
     """
     cdef Geometry g
     cdef int status
     cdef const floating[::1] packed_view
     cdef const floating* prepacked = NULL
-    set_geometry(&g, x.shape, weight.shape, out.shape,
+    cdef const floating* weight_data = NULL
+    cdef Py_ssize_t w_shape[4]
+    cdef int i
+    if weight is None:
+        if packed is None or weight_shape is None or len(weight_shape) != 4:
+            raise ValueError("cyconv: conv2d_forward without weight needs packed and weight_shape")
+        for i in range(4):
+            w_shape[i] = weight_shape[i]
+    else:
+        for i in range(4):
+            w_shape[i] = weight.shape[i]
+        weight_data = &weight[0, 0, 0, 0]
+    set_geometry(&g, x.shape, w_shape, out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     if packed is not None:
         if packed_block != block_for(&g, sizeof(floating) == 8) or packed_block == 0:
@@ -2304,7 +2340,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
                              f"of {packed_size(&g, packed_block)}")
         prepacked = &packed_view[0]
     with nogil:
-        status = forward(&x[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], prepacked,
+        status = forward(&x[0, 0, 0, 0], weight_data, &bias[0], prepacked,
                          &out[0, 0, 0, 0], &g, num_threads)
     if status != 0:
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
@@ -2336,21 +2372,31 @@ def packing_block(tuple x_shape, tuple weight_shape, tuple out_shape,
 
 
 def pack_weight(const floating[:, :, :, ::1] weight, Py_ssize_t groups, Py_ssize_t block,
-                int num_threads):
+                int num_threads, bint flipped=False):
     """weight packed in blocks of block output channels, the layout
-    conv2d_forward's packed argument takes (a new 1-D array)."""
+    conv2d_forward's packed argument takes (a new 1-D array); flipped: the
+    weight of the input gradient's convolution (as flip_transpose_weight
+    makes it) packed, without making it."""
     cdef Geometry g
     cdef Py_ssize_t n_blocks, pack
+    cdef Py_ssize_t c_out = weight.shape[0], c_in_g = weight.shape[1]
+    cdef Py_ssize_t taps = weight.shape[2] * weight.shape[3]
     cdef floating[::1] dst
-    g.out_channels, g.in_channels = weight.shape[0], weight.shape[1] * groups
+    g.out_channels, g.in_channels = c_out, c_in_g * groups
+    if flipped:
+        g.out_channels, g.in_channels = c_in_g * groups, c_out
     g.kernel_h, g.kernel_w, g.groups = weight.shape[2], weight.shape[3], groups
     n_blocks = ceil_div(g.out_channels // groups, block)
     packed = np.empty(packed_size(&g, block), dtype=np.float32 if floating is float else np.float64)
     dst = packed
     with nogil:
         for pack in prange(groups * n_blocks, schedule='static', num_threads=num_threads):
-            pack_weight_block(&weight[0, 0, 0, 0], &g, pack // n_blocks, pack % n_blocks,
-                              block, &dst[0])
+            if flipped:
+                pack_flipped_block(&weight[0, 0, 0, 0], c_out, c_in_g, taps, groups,
+                                   pack // n_blocks, pack % n_blocks, block, &dst[0])
+            else:
+                pack_weight_block(&weight[0, 0, 0, 0], &g, pack // n_blocks, pack % n_blocks,
+                                  block, &dst[0])
     return packed
 
 

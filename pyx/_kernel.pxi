@@ -2262,23 +2262,33 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
 
 
-cdef double run_sum(const floating* src, Py_ssize_t n) noexcept nogil:
-    # sum of n values: whole blocks of 4 vectors in as many lanes (a fixed
-    # trip count gcc vectorises, which it will not do for one running sum),
-    # lanes and tail added in double
+cdef double channel_sum(const floating* src, Py_ssize_t n_runs, Py_ssize_t run_stride,
+                        Py_ssize_t n) noexcept nogil:
+    # the sum of n_runs runs of n values, run_stride apart: whole blocks of 4
+    # vectors, then of one, in as many lanes (fixed trip counts gcc
+    # vectorises, which it will not do for one running sum; the lanes carry
+    # on from run to run, as planes of 7x7 fill no block of 4), lanes and the
+    # rest added in double
     cdef floating lanes[64]  # W <= 64
-    cdef Py_ssize_t q, k
+    cdef const floating* p
+    cdef Py_ssize_t r, q, k
     cdef double total = 0
-    cdef int W = 4 * CYCONV_VECTOR_BYTES // sizeof(floating)
+    cdef int V = CYCONV_VECTOR_BYTES // sizeof(floating)
+    cdef int W = 4 * V
     for k in range(W):
         lanes[k] = 0
-    for q in range(n // W):
-        for k in range(W):
-            lanes[k] += src[q * W + k]
+    for r in range(n_runs):
+        p = src + r * run_stride
+        for q in range(n // W):
+            for k in range(W):
+                lanes[k] += p[q * W + k]
+        for q in range(n // W * W // V, n // V):
+            for k in range(V):
+                lanes[k] += p[q * V + k]
+        for q in range(n // V * V, n):
+            total += p[q]
     for k in range(W):
         total += lanes[k]
-    for q in range(n // W * W, n):
-        total += src[q]
     return total
 
 
@@ -2286,15 +2296,11 @@ def conv2d_bias_grad(const floating[:, :, ::1] grad_out, floating[::1] grad_b, i
     """grad_b[c] = the sum of grad_out[:, c, :] (N, C, positions), by channel
     on num_threads threads."""
     cdef Py_ssize_t N = grad_out.shape[0], C = grad_out.shape[1], n_pos = grad_out.shape[2]
-    cdef Py_ssize_t c, n
-    cdef double total
+    cdef Py_ssize_t c
     num_threads = <int>max(1, min(<Py_ssize_t>num_threads, N * C * n_pos // MIN_MACS_PER_THREAD))
     with nogil:
         for c in prange(C, schedule='static', num_threads=num_threads):
-            total = 0
-            for n in range(N):
-                total = total + run_sum(&grad_out[n, c, 0], n_pos)
-            grad_b[c] = <floating>total
+            grad_b[c] = <floating>channel_sum(&grad_out[0, c, 0], N, C * n_pos, n_pos)
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,

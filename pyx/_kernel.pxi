@@ -452,10 +452,21 @@ cdef inline bint use_planes(const Geometry* g) noexcept nogil:
     # depthwise-like: few input channels per group and output channels too
     # few to amortise a gather over; or output channels so few (the input
     # gradient of a first layer) that the register tiles of the other kernels
-    # would be mostly padding (at stride 1 the narrow kernel wins from 3)
+    # would be mostly padding (at stride 1 the narrow kernel wins from 3).
+    # At stride 1 the narrow kernel also takes 6-16 output channels that fill
+    # its blocks of OC_BLOCK at least 3/4, over at least 16 reduction steps:
+    # each input it reads serves a block of output channels.  With AVX-512 (a
+    # block of 8): 3 -> 8 3x3 1.12-1.42x, 3 -> 16 1.26-1.61x, 1 -> 16 5x5
+    # 1.2-1.5x, 3 -> 6 1.07x, 3 -> 4 0.89-0.98x, 1 -> 8 3x3 (9 steps) 0.96-1.08x;
+    # with AVX2 (a block of 6): 3 -> 16 1.24x, 3 -> 6 1.04x, 3 -> 8 0.92x.
+    cdef Py_ssize_t cin_g = g.in_channels // g.groups
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
-    return ((g.in_channels // g.groups <= 4 and cout_g <= 16) or cout_g <= 2
-            or (cout_g <= 3 and (g.stride_h > 1 or g.stride_w > 1)))
+    cdef bint unit_stride = g.stride_h == 1 and g.stride_w == 1
+    cdef bint fills_blocks = (cout_g >= 6 and 4 * cout_g >= 3 * CYCONV_OC_BLOCK
+                              * ceil_div(cout_g, CYCONV_OC_BLOCK))
+    return ((cin_g <= 4 and cout_g <= 16
+             and not (unit_stride and fills_blocks and cin_g * g.kernel_h * g.kernel_w >= 16))
+            or cout_g <= 2 or (cout_g <= 3 and not unit_stride))
 
 
 cdef void pad_plane(const floating* src, const Geometry* g, Py_ssize_t ph, Py_ssize_t pw,

@@ -64,6 +64,10 @@ GRID = [
     # weight gradient reads bands (tall planes: several row blocks per image)
     (2, 6, 11, 13, 40, (3, 2), 1, ((2, 0), (1, 1)), (2, 1), 2),
     (1, 3, 70, 9, 16, 3, 1, 1, 1, 1),
+    # stride 1, up to 4 input channels per group and 6-16 output channels that
+    # fill the blocks: the narrow kernel, not the plane kernel (per variant)
+    (2, 8, 10, 13, 16, 3, 1, 1, 1, 2),
+    (1, 1, 12, 17, 6, 5, 1, 2, 1, 1),
 ]
 
 

@@ -2308,6 +2308,7 @@ def conv2d_bias_grad(const floating[:, :, ::1] grad_out, floating[::1] grad_b, i
     on num_threads threads."""
     cdef Py_ssize_t N = grad_out.shape[0], C = grad_out.shape[1], n_pos = grad_out.shape[2]
     cdef Py_ssize_t c
+    # a thread per MIN_MACS_PER_THREAD values at most, as forward() (waking one costs more)
     num_threads = <int>max(1, min(<Py_ssize_t>num_threads, N * C * n_pos // MIN_MACS_PER_THREAD))
     with nogil:
         for c in prange(C, schedule='static', num_threads=num_threads):

@@ -448,25 +448,32 @@ cdef inline bint compact_span(const Geometry* g) noexcept nogil:
     return input_rows(g, g.out_h) <= limit // input_cols(g, g.out_w)
 
 
-cdef inline bint use_planes(const Geometry* g) noexcept nogil:
+cdef inline bint few_channels(const Geometry* g) noexcept nogil:
     # depthwise-like: few input channels per group and output channels too
     # few to amortise a gather over; or output channels so few (the input
     # gradient of a first layer) that the register tiles of the other kernels
     # would be mostly padding (at stride 1 the narrow kernel wins from 3).
-    # At stride 1 the narrow kernel also takes 6-16 output channels that fill
-    # its blocks of OC_BLOCK at least 3/4, over at least 16 reduction steps:
-    # each input it reads serves a block of output channels.  With AVX-512 (a
-    # block of 8): 3 -> 8 3x3 1.12-1.42x, 3 -> 16 1.26-1.61x, 1 -> 16 5x5
-    # 1.2-1.5x, 3 -> 6 1.07x, 3 -> 4 0.89-0.98x, 1 -> 8 3x3 (9 steps) 0.96-1.08x;
-    # with AVX2 (a block of 6): 3 -> 16 1.24x, 3 -> 6 1.04x, 3 -> 8 0.92x.
-    cdef Py_ssize_t cin_g = g.in_channels // g.groups
+    # The weight gradient takes its plane kernel for these.
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
-    cdef bint unit_stride = g.stride_h == 1 and g.stride_w == 1
+    return ((g.in_channels // g.groups <= 4 and cout_g <= 16) or cout_g <= 2
+            or (cout_g <= 3 and (g.stride_h > 1 or g.stride_w > 1)))
+
+
+cdef inline bint use_planes(const Geometry* g) noexcept nogil:
+    # The forward plane kernel: few_channels, but at stride 1 the narrow
+    # kernel takes 6-16 output channels that fill its blocks of OC_BLOCK at
+    # least 3/4, over at least 16 reduction steps: each input it reads serves
+    # a block of output channels.  With AVX-512 (a block of 8): 3 -> 8 3x3
+    # 1.12-1.42x, 3 -> 16 1.26-1.61x, 1 -> 16 5x5 1.2-1.5x, 3 -> 6 1.07x, 3 -> 4
+    # 0.89-0.98x, 1 -> 8 3x3 (9 steps) 0.96-1.08x; with AVX2 (a block of 6):
+    # 3 -> 16 1.24x, 3 -> 6 1.04x, 3 -> 8 0.92x.
+    cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef bint fills_blocks = (cout_g >= 6 and 4 * cout_g >= 3 * CYCONV_OC_BLOCK
                               * ceil_div(cout_g, CYCONV_OC_BLOCK))
-    return ((cin_g <= 4 and cout_g <= 16
-             and not (unit_stride and fills_blocks and cin_g * g.kernel_h * g.kernel_w >= 16))
-            or cout_g <= 2 or (cout_g <= 3 and not unit_stride))
+    return few_channels(g) and not (
+        g.stride_h == 1 and g.stride_w == 1 and g.in_channels // g.groups <= 4
+        and cout_g <= 16 and fills_blocks
+        and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w >= 16)
 
 
 cdef void pad_plane(const floating* src, const Geometry* g, Py_ssize_t ph, Py_ssize_t pw,
@@ -2259,7 +2266,7 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
         if not compact_span(&g):
             status = weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
                                  &g, num_threads)
-        elif use_planes(&g) and stride_h == 1 and stride_w == 1:
+        elif few_channels(&g) and stride_h == 1 and stride_w == 1:
             status = weight_grad_planes(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
                                         &grad_w[0, 0, 0, 0], &g, num_threads)
         elif use_grad_bands(&g, CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64,

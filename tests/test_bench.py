@@ -84,3 +84,26 @@ def test_variants_table_has_every_runnable_variant(tmp_path):
     relative = [float(cell.split()[0]) for cell in row.split("|")[4:-1]]
     assert len(relative) == len(runnable) and max(relative) == 1.0
     assert all(0 < r <= 1.0 for r in relative)
+
+
+def test_scaling_rows_are_medians_of_the_ratios_within_each_round():
+    import scaling
+    times = {"cyconv 1": [4.0, 6.0, 5.0], "torch 1": [8.0, 6.0, 5.0],
+             "cyconv 4": [1.0, 3.0, 1.0], "torch 4": [2.0, 3.0, 4.0]}
+    one, four = scaling.rows_from_times(LAYER, np.float32, [1, 4], times)
+    assert one["cyconv_scaling"] == 1.0 and one["vs_torch"] == 1.0  # 2, 1, 1
+    assert four["cyconv_scaling"] == 4.0  # 4, 2, 5
+    assert four["torch_scaling"] == 2.0  # 4, 2, 1.25
+    assert four["vs_torch"] == 2.0  # 2, 1, 4
+    assert four["cyconv_ms"] == 1000.0 and four["torch_ms"] == 3000.0
+    assert "| 4 |" in scaling.markdown([one, four], dict(cyconv="0", kernel="k", torch="t",
+                                                          numpy="n", machine="m"))
+
+
+def test_scaling_refuses_results_that_differ_from_torch(monkeypatch):
+    import scaling
+    layer = bench.L("tiny", 1, 4, 6, 8, 3, p=1)
+    monkeypatch.setattr(scaling, "make_cyconv",
+                        lambda x, w, b, layer, threads: lambda: np.zeros((1, 8, 6, 6), x.dtype))
+    with pytest.raises(SystemExit, match="differ from torch"):
+        scaling.scaling_rows(layer, np.float32, [1, 2], rounds=1, budget=1.0, pause=0.0)

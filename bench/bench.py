@@ -253,12 +253,18 @@ def make_case(layer, dtype, threads, peers, section, check):
     return fns, flops
 
 
+def round_ratio(times, a, b):
+    """The median over rounds of times[a] / times[b], each taken within its
+    round (a round's calls run within a second or so, so its ratios are not
+    moved by the VM's drift)."""
+    return statistics.median(ta / tb for ta, tb in zip(times[a], times[b]))
+
+
 def make_row(section, layer, dtype, threads, flops, times):
     """A table row from the per-round times of a case: medians of the times,
-    and medians of the per-round ratios (a round's calls run within a second or
-    so, so its ratios are not moved by the VM's drift)."""
-    def ratio(a, b):  # median over rounds of times[a] / times[b]
-        return statistics.median(ta / tb for ta, tb in zip(times[a], times[b]))
+    and medians of the per-round ratios (round_ratio)."""
+    def ratio(a, b):
+        return round_ratio(times, a, b)
     row = {"section": section, "layer": layer.name, "dtype": np.dtype(dtype).name,
            "threads": threads, "gflop": flops / 1e9, "rounds": len(times["cyconv"])}
     for name, t in times.items():

@@ -18,13 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import SUITE, agree, layer_operands, machine_info, time_interleaved  # noqa: E402
+from bench import (SUITE, agree, layer_operands, machine_info, round_ratio,  # noqa: E402
+                   time_interleaved)
 from peers import make_cyconv, make_torch  # noqa: E402
-
-
-def ratio(times, num, den):
-    """Median over rounds of times[num] / times[den] taken within each round."""
-    return statistics.median(a / b for a, b in zip(times[num], times[den]))
 
 
 def scaling_rows(layer, dtype, threads, rounds, budget, pause):
@@ -45,10 +41,10 @@ def rows_from_times(layer, dtype, threads, times):
     one = threads[0]
     return [dict(layer=layer.name, dtype=dtype.__name__, threads=t, gflop=layer.flops / 1e9,
                  cyconv_ms=statistics.median(times[f"cyconv {t}"]) * 1e3,
-                 cyconv_scaling=ratio(times, f"cyconv {one}", f"cyconv {t}"),
+                 cyconv_scaling=round_ratio(times, f"cyconv {one}", f"cyconv {t}"),
                  torch_ms=statistics.median(times[f"torch {t}"]) * 1e3,
-                 torch_scaling=ratio(times, f"torch {one}", f"torch {t}"),
-                 vs_torch=ratio(times, f"torch {t}", f"cyconv {t}"))
+                 torch_scaling=round_ratio(times, f"torch {one}", f"torch {t}"),
+                 vs_torch=round_ratio(times, f"torch {t}", f"cyconv {t}"))
             for t in threads]
 
 

@@ -470,9 +470,9 @@ cdef inline bint use_planes(const Geometry* g) noexcept nogil:
     cdef Py_ssize_t cout_g = g.out_channels // g.groups
     cdef bint fills_blocks = (cout_g >= 6 and 4 * cout_g >= 3 * CYCONV_OC_BLOCK
                               * ceil_div(cout_g, CYCONV_OC_BLOCK))
+    # (6 or more output channels make few_channels mean <= 4 inputs, <= 16 outputs)
     return few_channels(g) and not (
-        g.stride_h == 1 and g.stride_w == 1 and g.in_channels // g.groups <= 4
-        and cout_g <= 16 and fills_blocks
+        g.stride_h == 1 and g.stride_w == 1 and fills_blocks
         and (g.in_channels // g.groups) * g.kernel_h * g.kernel_w >= 16)
 
 

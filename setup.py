@@ -6,6 +6,7 @@ import.  Elsewhere, or where the compiler lacks a flag, only the variants it
 can build are built.  OpenMP is used when the compiler has it, else the build
 is serial and says so.
 """
+import glob
 import os
 import platform
 import sys
@@ -14,31 +15,42 @@ import tempfile
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# -O2 after Python's default -O3: at -O3 gcc 12 vectorises the register-blocked
-# micro-kernel across the wrong loop and spills its accumulators (3x slower).
-# No -mtune=znver3: it makes gcc fold every input load into the FMAs
-# (load-port bound, 49 instead of 74 GFLOP/s on Zen 4).
+# Compiler flags (docs/building.md says why each is there; docs/tuning-notes.md
+# has the measurements):
+# -O2 after Python's default -O3: at -O3 gcc vectorises the register-blocked
+#   micro-kernels across the wrong loop and spills their accumulators.
+# No -mtune: znver3 tuning folds every input load into the FMAs (load-port bound).
 # No -ffast-math: gcc would link crtfastmath, which flushes denormals to zero
-# for the whole process at import.
-# -fvect-cost-model=dynamic: gcc 12's -O2 default ("very-cheap") leaves the
-# plane kernel's axpys scalar (they need a runtime alias check, which "cheap"
-# refuses too); "dynamic"
-# vectorises them and also schedules the micro-kernel better (75 -> 86 GFLOP/s).
-# -fno-tree-loop-distribute-patterns: gcc would turn the short copy loops of the
-# gather back into memcpy calls, whose overhead was 38% of a 1x1 layer.
+#   for the whole process at import, and NaN/Inf would no longer match torch.
+# -fvect-cost-model=dynamic: gcc 12's -O2 default leaves the plane kernel's
+#   axpys scalar (they need a runtime alias check).
+# -fno-tree-loop-distribute-patterns: gcc would turn the short copy loops of
+#   the gathers back into memcpy calls.
 COMMON_FLAGS = ["-O2", "-funroll-loops", "-fvect-cost-model=dynamic",
                 "-fno-tree-loop-distribute-patterns"]
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+# the variants, by the names cyconv.config() reports and CYCONV_RUN_KERNEL takes
 VARIANT_FLAGS = {
     "baseline": [],
-    "x86_64_v3": ["-march=x86-64-v3"],
-    "x86_64_v4": ["-march=x86-64-v4", "-mprefer-vector-width=512"],
+    "x86-64-v3": ["-march=x86-64-v3"],
+    "x86-64-v4": ["-march=x86-64-v4", "-mprefer-vector-width=512"],
 }
-VARIANTS = list(VARIANT_FLAGS) if X86_64 else ["baseline"]
-# CYCONV_KERNELS=baseline,x86_64_v3 builds fewer variants (faster development builds)
-if os.environ.get("CYCONV_KERNELS"):
-    VARIANTS = ["baseline"] + [v for v in os.environ["CYCONV_KERNELS"].split(",")
-                               if v in VARIANT_FLAGS and v != "baseline"]
+BUILD_VAR = "CYCONV_BUILD_KERNELS"
+
+
+def chosen_variants():
+    """The variants to build: all on x86-64 (baseline elsewhere), or baseline
+    and those CYCONV_BUILD_KERNELS names (comma-separated, e.g. x86-64-v4)."""
+    if not X86_64:
+        return ["baseline"]
+    wanted = os.environ.get(BUILD_VAR, "").strip()
+    if not wanted:
+        return list(VARIANT_FLAGS)
+    names = [v.strip() for v in wanted.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANT_FLAGS]
+    if unknown:
+        sys.exit(f"{BUILD_VAR}={wanted!r}: {unknown} not among the variants {list(VARIANT_FLAGS)}")
+    return ["baseline"] + [v for v in names if v != "baseline"]
 
 
 def compiles_with(compiler, flags):
@@ -82,10 +94,13 @@ class BuildExt(build_ext):
 
 
 def kernel_extension(variant):
+    name = variant.replace("-", "_")  # module names take no hyphens
     return Extension(
-        f"cyconv._kernel_{variant}",
-        [f"pyx/_kernel_{variant}.pyx"],
+        f"cyconv._kernel_{name}",
+        [f"pyx/_kernel_{name}.pyx"],
         include_dirs=["pyx"],
+        # every kernel source: an edit to any of them rebuilds each variant
+        depends=sorted(glob.glob("pyx/*.pxi") + glob.glob("pyx/*.pxd") + glob.glob("pyx/*.h")),
         extra_compile_args=COMMON_FLAGS + VARIANT_FLAGS[variant],
     )
 
@@ -97,6 +112,6 @@ def cythonize(extensions):
 
 
 setup(
-    ext_modules=cythonize([kernel_extension(v) for v in VARIANTS]),
+    ext_modules=cythonize([kernel_extension(v) for v in chosen_variants()]),
     cmdclass={"build_ext": BuildExt},
 )

@@ -27,15 +27,11 @@ from bench import (QUICK, SUITE, add_case_arguments, agree, chosen_layers,  # no
 from peers import make_cyconv  # noqa: E402
 
 
-def with_variant(module, fn):
-    """fn run with cyconv's kernel module swapped for another variant's."""
+def with_variant(variant, fn):
+    """fn, run with every cyconv module on another kernel variant."""
     def run():
-        default = cyconv.functional.kernel
-        cyconv.functional.kernel = module
-        try:
+        with _dispatch.use_variant(variant):
             return fn()
-        finally:
-            cyconv.functional.kernel = default
     return run
 
 
@@ -44,7 +40,7 @@ def main(argv=None):
     add_case_arguments(ap, "float32", "1", budget=3.0, pause=0.05)
     args = ap.parse_args(argv)
 
-    variants = {v: _dispatch.load_variant(v) for v in _dispatch.RUNNABLE}
+    variants = list(_dispatch.RUNNABLE)
     layers = chosen_layers(SUITE, QUICK, args)
     cases = [(l, np.dtype(d).type, int(t)) for d in args.dtypes.split(",")
              for l in layers for t in args.threads.split(",")]
@@ -56,7 +52,7 @@ def main(argv=None):
         for i, (layer, dtype, threads) in enumerate(cases):
             x, w, b = layer_operands(layer, dtype, np.random.default_rng(0))
             call = make_cyconv(x, w, b, layer, threads)
-            fns = {v: with_variant(m, call) for v, m in variants.items()}
+            fns = {v: with_variant(v, call) for v in variants}
             if p == 0:
                 bad = agree(dict({v: fn() for v, fn in fns.items()}, default=call()), dtype,
                             reference="default")

@@ -8,7 +8,7 @@ def config():
     Returns a dict with
     - ``openmp``: whether the kernels were compiled with OpenMP;
     - ``max_threads``: the OpenMP default thread count (OMP_NUM_THREADS, threadpoolctl);
-    - ``kernel``: the instruction-set variant in use (``CYCONV_KERNEL`` forces one);
+    - ``kernel``: the instruction-set variant in use (``CYCONV_RUN_KERNEL`` forces one);
     - ``kernels_built`` / ``kernels_runnable``: the variants built, and those this CPU runs;
     - ``blocking``: the register-block sizes of the kernel in use.
     """

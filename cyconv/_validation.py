@@ -14,7 +14,7 @@ import numpy as np
 
 # float16 operands are computed in float32 and rounded back, as torch's CPU
 # half convolution accumulates in float32.
-_COMPUTE_DTYPE = {np.dtype(np.float16): np.dtype(np.float32),
+COMPUTE_DTYPE = {np.dtype(np.float16): np.dtype(np.float32),
                   np.dtype(np.float32): np.dtype(np.float32),
                   np.dtype(np.float64): np.dtype(np.float64)}
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -134,7 +134,7 @@ def as_float_operands(named_arrays):
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers (float32, float64, int or bool), "
                             f"but got an array of dtype {a.dtype}")
-        if a.dtype.kind == "f" and a.dtype not in _COMPUTE_DTYPE:
+        if a.dtype.kind == "f" and a.dtype not in COMPUTE_DTYPE:
             raise TypeError(f"{name} has dtype {a.dtype}; cyconv computes in float16, "
                             f"float32 or float64")
         arrays[name] = a
@@ -263,7 +263,7 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
     stride, pads, dilation, groups, out_shape = resolve_geometry(
         x.shape, w.shape, stride, padding, dilation, groups, operands["input"].shape)
     c_out = w.shape[0]
-    compute = _COMPUTE_DTYPE[dtype]
+    compute = COMPUTE_DTYPE[dtype]
     bias_array = _checked_bias(operands, c_out, compute, "weight's dimension 0")
     if bias_array is None:
         bias_array = np.zeros(c_out, compute)
@@ -349,7 +349,7 @@ def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, s
                          f"{list(weight_shape)}, but got grad_output of shape "
                          f"{_shape(operands['grad_output'])}")
 
-    compute = _COMPUTE_DTYPE[dtype]
+    compute = COMPUTE_DTYPE[dtype]
 
     def contiguous(name):
         if name not in operands:
@@ -414,7 +414,7 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
     out_shape = (n, c_out, out_hw[0], out_hw[1])
     if math.prod(out_shape) > _MAX_ELEMENTS:
         raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
-    compute = _COMPUTE_DTYPE[dtype]
+    compute = COMPUTE_DTYPE[dtype]
     return Conv2dCall(
         input=np.ascontiguousarray(x, dtype=compute),
         weight=np.ascontiguousarray(w, dtype=compute),

@@ -1,11 +1,20 @@
 """conv2d and conv_transpose2d, like torch.nn.functional's, and the runners
-that allocate results and call the compiled kernels (also for cyconv.grad)."""
+that allocate results and call the compiled kernels (also for cyconv.grad).
+
+With CYCONV_VERBOSE=1 in the environment at import, every kernel call prints
+one line to stderr: direction, variant, path, dtype, shapes, parameters,
+threads and milliseconds (as ONEDNN_VERBOSE does for oneDNN).
+"""
+import os
+import sys
+import time
+
 import numpy as np
 
-from ._dispatch import kernel
+from . import _dispatch
 from ._validation import prepare_conv2d, prepare_conv_transpose2d
 
-SPREAD_MAX_POSITIONS = 200  # see _spreads
+VERBOSE = os.environ.get("CYCONV_VERBOSE", "").strip() not in ("", "0")
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -34,7 +43,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         A new array of the operands' float dtype (float64 for integer operands).
     """
     call = prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
-                          num_threads, kernel.max_threads())
+                          num_threads, _dispatch.kernel.max_threads())
     return run_conv2d(call)
 
 
@@ -45,11 +54,16 @@ def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None):
     x = call.input if input is None else input
     out = _allocate(call.out_shape, x.dtype, "output")
     if out.size:
-        kernel.conv2d_forward(
+        start = time.perf_counter() if VERBOSE else 0.0
+        ran = _dispatch.kernel.conv2d_forward(
             x, call.weight, call.bias, out,
             call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
             call.dilation[0], call.dilation[1], call.groups,
             call.num_threads if num_threads is None else num_threads, packed, packed_block)
+        if VERBOSE:
+            report("forward", ran, start, x.dtype,
+                   {"input": x.shape, "weight": call.weight.shape, "output": out.shape},
+                   (call.stride, call.padding, call.dilation, call.groups))
     out = out.astype(call.result_dtype, copy=False)
     return out[0] if call.unbatched else out
 
@@ -77,7 +91,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     numpy.ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
     """
     call = prepare_conv_transpose2d(input, weight, bias, stride, padding, output_padding,
-                                    dilation, groups, num_threads, kernel.max_threads())
+                                    dilation, groups, num_threads, _dispatch.kernel.max_threads())
     out = run_input_grad(call.input, call.weight, call.bias, call.out_shape, call.stride,
                          call.padding, call.dilation, call.groups, call.num_threads)
     out = out.astype(call.result_dtype, copy=False)
@@ -110,88 +124,63 @@ def _phase_taps(phase, pad, stride, dilation, kernel_size):
     return flipped, first, gap * dilation // stride
 
 
-def _spreads(weight_shape, input_shape, stride, groups):
-    """Whether the input gradient is better spread from grad_output (one pass,
-    any stride) than gathered by the forward kernel, phase by phase.
-
-    Spreading is a matrix product over C_out / groups: it needs enough of them.
-    It wins for strides (no phases, no strided copy); at stride 1 only where
-    the gathered convolution's reduction, over C_out / groups, is long (256 or
-    more) and its work per weight small: 1x1 layers, and other kernels on at
-    most SPREAD_MAX_POSITIONS input positions (all images), where copying and
-    packing the flipped weights outweighs the convolution (a 512-channel 7x7
-    layer at batch 1: spreading 1.28-1.5x faster; at batch 8, or with 64
-    channels on 14x14 planes, gathering is 1.03-1.37x faster; measured on
-    the benchmark's layers and ResNet-50's).
-    """
-    c_out, _, kh, kw = weight_shape
-    n, _, h, w = input_shape
-    c_out_g = c_out // groups
-    if c_out_g < 32:
-        return False
-    if stride != (1, 1):
-        return True
-    return c_out_g >= 256 and (kh * kw == 1 or n * h * w <= SPREAD_MAX_POSITIONS)
-
-
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
                    groups, num_threads):
     """bias + the gradient of conv2d(input, weight) with respect to its input,
-    for checked operands (conv_transpose2d).
+    for checked operands (conv_transpose2d too).
 
-    Either spread from grad_output in one pass (kernel.conv2d_input_grad, see
-    _spreads), or gathered: with the weight transposed per group to (C_in,
-    C_out / groups, kH, kW) and flipped, it is a stride-1 convolution of
-    grad_output, which the forward kernel computes.  A stride s splits the
-    input rows (and columns) into s phases that see different taps; each phase
-    is one such convolution.
+    The kernel's planner chooses the path and computes it in one call, but
+    for "phases": with the weight transposed per group to (C_in, C_out /
+    groups, kH, kW) and flipped, the gradient is a stride-1 convolution of
+    grad_output, which the forward kernel computes; a stride s splits the
+    input rows (and columns) into s phases that see different taps, each one
+    such convolution, computed here.
     """
-    n, c_in, h, w = input_shape
-    c_out, c_in_g, kh, kw = weight.shape
-    dtype = weight.dtype
     (sh, sw), (dh, dw) = stride, dilation
     pad_top, pad_left = padding[0][0], padding[1][0]
     if bias is None:
-        bias = np.zeros(c_in, dtype)
-    result = _allocate(input_shape, dtype, "input gradient")
+        bias = np.zeros(input_shape[1], weight.dtype)
+    result = _allocate(input_shape, weight.dtype, "input gradient")
     if result.size == 0:
         return result
-    if _spreads(weight.shape, input_shape, stride, groups):
-        kernel.conv2d_input_grad(grad_output, weight, bias, result, sh, sw, pad_top, pad_left,
-                                 dh, dw, groups, num_threads)
-        return result
-    flipped_shape = (c_in, c_out // groups, kh, kw)
-    if sh == sw == 1 and grad_output.size:
-        # one phase with every tap: the flipped weight packed straight from
-        # weight (making it first took a tenth of a 512-channel layer's backward pass)
-        rows = _phase_taps(0, pad_top, 1, dh, kh)
-        cols = _phase_taps(0, pad_left, 1, dw, kw)
-        block = kernel.packing_block(grad_output.shape, flipped_shape, input_shape, 1, 1,
-                                     -rows[1], -cols[1], rows[2], cols[2], groups,
-                                     dtype == np.float64)
-        if block:
-            packed = kernel.pack_weight(weight, groups, block, num_threads, True)
-            kernel.conv2d_forward(grad_output, None, bias, result, 1, 1, -rows[1], -cols[1],
-                                  rows[2], cols[2], groups, num_threads, packed, block,
-                                  flipped_shape)
-            return result
-    flipped = _allocate(flipped_shape, dtype, "transposed weight")
-    kernel.flip_transpose_weight(weight, flipped, groups, num_threads)
+    start = time.perf_counter() if VERBOSE else 0.0
+    ran = _dispatch.kernel.conv2d_input_grad(grad_output, weight, bias, result, sh, sw,
+                                             pad_top, pad_left, dh, dw, groups, num_threads)
+    if ran[0] == "phases":
+        _input_grad_phases(grad_output, weight, bias, result, stride, pad_top, pad_left,
+                           dilation, groups, num_threads)
+    if VERBOSE:
+        report("input_grad", ran if ran[0] != "phases" else ("phases", num_threads), start,
+               weight.dtype, {"input": input_shape, "weight": weight.shape,
+                              "grad_output": grad_output.shape},
+               (stride, padding, dilation, groups))
+    return result
+
+
+def _input_grad_phases(grad_output, weight, bias, result, stride, pad_top, pad_left, dilation,
+                       groups, num_threads):
+    """result = bias + the input gradient, one forward call per phase of the stride."""
+    n, c_in, h, w = result.shape
+    c_out, c_in_g, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    flipped = _allocate((c_in, c_out // groups, kh, kw), weight.dtype, "transposed weight")
+    _dispatch.kernel.flip_transpose_weight(weight, flipped, groups, num_threads)
     for py in range(min(sh, h)):
         rows = _phase_taps(py, pad_top, sh, dh, kh)
         for px in range(min(sw, w)):
             cols = _phase_taps(px, pad_left, sw, dw, kw)
             target = result[:, :, py::sh, px::sw]
-            if rows is None or cols is None or grad_output.size == 0:
+            if rows is None or cols is None:
                 target[...] = bias[:, None, None]
                 continue
             phase_weight = np.ascontiguousarray(flipped[:, :, rows[0], cols[0]])
-            out = result if sh == sw == 1 else _allocate(target.shape, dtype, "input gradient")
-            kernel.conv2d_forward(grad_output, phase_weight, bias, out, 1, 1,
-                                  -rows[1], -cols[1], rows[2], cols[2], groups, num_threads)
+            out = result if sh == sw == 1 else _allocate(target.shape, weight.dtype,
+                                                         "input gradient")
+            _dispatch.kernel.conv2d_forward(grad_output, phase_weight, bias, out, 1, 1,
+                                            -rows[1], -cols[1], rows[2], cols[2], groups,
+                                            num_threads)
             if out is not result:
                 target[...] = out
-    return result
 
 
 def run_bias_grad(grad_output, num_threads):
@@ -204,7 +193,11 @@ def run_bias_grad(grad_output, num_threads):
     if go.size == 0:
         result[...] = 0
     else:
-        kernel.conv2d_bias_grad(go, result, num_threads)
+        start = time.perf_counter() if VERBOSE else 0.0
+        threads = _dispatch.kernel.conv2d_bias_grad(go, result, num_threads)
+        if VERBOSE:
+            report("bias_grad", ("sum", threads), start, compute,
+                   {"grad_output": grad_output.shape})
     return result
 
 
@@ -215,7 +208,28 @@ def run_weight_grad(input, grad_output, weight_shape, stride, padding, dilation,
     if grad_output.size == 0:
         result[...] = 0
     else:
-        kernel.conv2d_weight_grad(input, grad_output, result, stride[0], stride[1],
-                                  padding[0][0], padding[1][0], dilation[0], dilation[1],
-                                  groups, num_threads)
+        start = time.perf_counter() if VERBOSE else 0.0
+        ran = _dispatch.kernel.conv2d_weight_grad(input, grad_output, result, stride[0],
+                                                  stride[1], padding[0][0], padding[1][0],
+                                                  dilation[0], dilation[1], groups, num_threads)
+        if VERBOSE:
+            report("weight_grad", ran, start, input.dtype,
+                   {"input": input.shape, "weight": weight_shape, "grad_output": grad_output.shape},
+                   (stride, padding, dilation, groups))
     return result
+
+
+def report(direction, ran, start, dtype, shapes, conv=None):
+    """Print the CYCONV_VERBOSE line of one kernel call that started at start:
+    ran is (path, threads), shapes {name: shape}, conv (stride, padding,
+    dilation, groups)."""
+    ms = (time.perf_counter() - start) * 1e3
+    path, threads = ran
+    fields = ["cyconv_verbose", direction, _dispatch.KERNEL_NAME, path, np.dtype(dtype).name]
+    fields += [f"{name}:{'x'.join(map(str, shape))}" for name, shape in shapes.items()]
+    if conv is not None:
+        (sh, sw), ((top, bottom), (left, right)), (dh, dw), groups = conv
+        fields += [f"stride:{sh}x{sw}", f"padding:{top},{bottom}x{left},{right}",
+                   f"dilation:{dh}x{dw}", f"groups:{groups}"]
+    fields += [f"threads:{threads}", f"{ms:.3f}ms"]
+    print(",".join(fields), file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ goes with a 3-D grad_output.
 """
 import numpy as np
 
-from . import functional
+from . import _dispatch, functional
 from ._validation import (as_float_operands, as_num_threads, check_input_ndim,
                           prepare_conv2d_grad)
 
@@ -24,7 +24,7 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
                  *, num_threads=None):
     """The gradient of conv2d with respect to its input, of shape input_size."""
     call = prepare_conv2d_grad(None, input_size, weight, None, grad_output, stride, padding,
-                               dilation, groups, num_threads, functional.kernel.max_threads())
+                               dilation, groups, num_threads, _dispatch.kernel.max_threads())
     result = functional.run_input_grad(call.grad_output, call.weight, None, call.input_shape,
                                        call.stride, call.padding, call.dilation, call.groups,
                                        call.num_threads)
@@ -36,7 +36,7 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
                   *, num_threads=None):
     """The gradient of conv2d with respect to its weight, of shape weight_size."""
     call = prepare_conv2d_grad(input, None, None, weight_size, grad_output, stride, padding,
-                               dilation, groups, num_threads, functional.kernel.max_threads())
+                               dilation, groups, num_threads, _dispatch.kernel.max_threads())
     result = functional.run_weight_grad(call.input, call.grad_output, call.weight_shape,
                                         call.stride, call.padding, call.dilation, call.groups,
                                         call.num_threads)
@@ -49,6 +49,6 @@ def conv2d_bias(grad_output, *, num_threads=None):
     operands, dtype = as_float_operands({"grad_output": grad_output})
     go = operands["grad_output"]
     check_input_ndim(go)
-    num_threads = as_num_threads(num_threads, functional.kernel.max_threads())
+    num_threads = as_num_threads(num_threads, _dispatch.kernel.max_threads())
     return functional.run_bias_grad(go if go.ndim == 4 else go[None], num_threads).astype(
         dtype, copy=False)

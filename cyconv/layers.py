@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ._dispatch import kernel
+from . import _dispatch
 from ._validation import (PADDING_MODES, as_int, as_pair, as_padding, as_num_threads,
                           pad_for_mode, prepare_conv2d)
 from .functional import conv2d, run_conv2d
@@ -207,7 +207,9 @@ class FrozenConv2d:
     def __call__(self, input):
         """Run the convolution on input (N, C_in, H, W) or (C_in, H, W)."""
         x, pads = _padded(input, self._pads, self.padding_mode)
-        key = (x.shape, x.dtype) if type(x) is np.ndarray else None
+        kernel = _dispatch.kernel
+        # the packing block depends on the kernel variant too
+        key = (x.shape, x.dtype, kernel) if type(x) is np.ndarray else None
         known = self._calls.get(key)
         if known is not None:
             call, block = known
@@ -220,7 +222,7 @@ class FrozenConv2d:
         block = kernel.packing_block(
             call.input.shape, call.weight.shape, call.out_shape, *call.stride,
             call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
-            call.weight.dtype == np.float64)
+            call.weight.dtype.itemsize)
         if block and block not in self._packed:
             # filled before it is shared: threads may race to pack, not to read half a packing
             packed = kernel.pack_weight(call.weight, call.groups, block, call.num_threads)

@@ -1,3 +1,3 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 # The conv2d kernels compiled for the x86-64-v4 instruction set (flags in setup.py).
-include "_kernel.pxi"
+include "kernel.pxi"

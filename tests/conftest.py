@@ -11,7 +11,7 @@ def rng():
 
 
 @pytest.fixture(params=_dispatch.RUNNABLE)
-def kernel_variant(request, monkeypatch):
+def kernel_variant(request):
     """Run a test once with each compiled kernel variant this CPU can run."""
-    monkeypatch.setattr(cyconv.functional, "kernel", _dispatch.load_variant(request.param))
-    return request.param
+    with _dispatch.use_variant(request.param):
+        yield request.param

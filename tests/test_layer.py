@@ -247,7 +247,7 @@ def test_kernel_refuses_weights_packed_for_another_layout(rng):
     bias = np.zeros(32, np.float32)
     out = np.empty((1, 32, 8, 8), np.float32)
     args = (x, w, bias, out, 1, 1, 1, 1, 1, 1, 1, 1)
-    block = kernel.packing_block(x.shape, w.shape, out.shape, 1, 1, 1, 1, 1, 1, 1, False)
+    block = kernel.packing_block(x.shape, w.shape, out.shape, 1, 1, 1, 1, 1, 1, 1, 4)
     packed = kernel.pack_weight(w, 1, block, 1)
     kernel.conv2d_forward(*args, packed, block)
     assert_close(out, torch_conv2d(x, w, bias, padding=1), np.float32)

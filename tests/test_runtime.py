@@ -149,7 +149,7 @@ def test_omp_num_threads_sets_the_default():
 def test_cyconv_kernel_forces_a_variant(variant):
     code = ("import cyconv, numpy as np; print(cyconv.config()['kernel']); "
             "print(cyconv.conv2d(np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3))).sum())")
-    r = _run_python(code, CYCONV_KERNEL=variant)
+    r = _run_python(code, CYCONV_RUN_KERNEL=variant)
     assert r.returncode == 0, r.stderr
     name, total = r.stdout.split()
     assert name == variant
@@ -162,7 +162,7 @@ def test_cyconv_kernel_forces_a_variant(variant):
       for v in _dispatch.VARIANT_LEVELS if v not in _dispatch.RUNNABLE],
 ])
 def test_cyconv_kernel_refuses_a_variant_it_cannot_run(value, match):
-    r = _run_python("import cyconv", CYCONV_KERNEL=value)
+    r = _run_python("import cyconv", CYCONV_RUN_KERNEL=value)
     assert r.returncode != 0
     assert "ImportError" in r.stderr and "Segmentation" not in r.stderr
     assert __import__("re").search(match, r.stderr), r.stderr

@@ -61,10 +61,10 @@ def test_wheel_runs_in_a_fresh_venv(wheel, numpy_spec, tmp_path):
     python = str(venv / "bin" / "python")
     subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel), numpy_spec],
                    check=True, capture_output=True, timeout=600)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CYCONV_KERNEL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CYCONV_RUN_KERNEL")}
     best = None
     for forced in [None, "baseline", "x86-64-v3", "x86-64-v4"]:
-        run_env = dict(env, **({"CYCONV_KERNEL": forced} if forced else {}))
+        run_env = dict(env, **({"CYCONV_RUN_KERNEL": forced} if forced else {}))
         r = subprocess.run([python, "-c", CHECK], capture_output=True, text=True,
                            env=run_env, cwd=tmp_path, timeout=120)
         if forced and best is not None and forced not in best["runnable"]:

@@ -1,0 +1,235 @@
+# The register-blocked micro-kernels: the loops where the multiply-adds happen.
+#
+# Names read mk_<broadcast axis>_<vector axis>_<input addressing>: the tile's
+# values along the first axis are broadcast one at a time, those along the
+# second fill vector registers, and the input rows are found either a fixed
+# stride apart (rows) or through a table of offsets into a zero-padded band or
+# plane (shifts).  Axes: oc (output channels), pos (output positions), tap
+# ((input channel, kernel row, kernel column) rows of the weight).  Tile sizes
+# come from cyconv_platform.h and differ per instruction set (docs/design.md).
+#
+# Each kernel keeps its accumulators in a local array with fixed trip counts,
+# so that gcc holds it in vector registers.  Its reduction loop is a `while
+# True` with the exit at the bottom: it runs at least once by construction
+# (callers pass a length >= 1), and where the loop could be skipped gcc keeps
+# the accumulators on the stack.  Every loop that can end the kernel has its
+# own stores, for the same reason.
+
+
+cdef inline void mk_oc_pos_rows(const floating* x, Py_ssize_t n_rows, Py_ssize_t ldx,
+                                const floating* w, const floating* start, Py_ssize_t lds,
+                                floating* c, Py_ssize_t ldc) noexcept nogil:
+    # c[o, p] = start[o, p] + sum_r w[r, o] * x[r * ldx + p] for one OC_BLOCK x
+    # POS_BLOCK tile (start is c to accumulate, or a tile of the bias: c is
+    # then only written).  Per step: POS_BLOCK inputs (two vectors), OC_BLOCK
+    # weights broadcast, 2 * OC_BLOCK FMAs.
+    cdef floating acc[CYCONV_OC_BLOCK][CYCONV_POS_BLOCK_F32]
+    cdef floating wo
+    cdef const floating* xr
+    cdef Py_ssize_t r
+    cdef int o, p
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            acc[o][p] = start[o * lds + p]
+    r = 0
+    while True:
+        xr = x + r * ldx
+        for o in range(CYCONV_OC_BLOCK):
+            wo = w[r * CYCONV_OC_BLOCK + o]
+            for p in range(P):
+                acc[o][p] += wo * xr[p]
+        r += 1
+        if r >= n_rows:
+            break
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            c[o * ldc + p] = acc[o][p]
+
+
+cdef inline void mk_oc_pos_shifts(const floating* x, const Py_ssize_t* offsets, Py_ssize_t n_rows,
+                                  const floating* w, floating* c, Py_ssize_t ldc) noexcept nogil:
+    # c[o, p] += sum_r w[r, o] * x[offsets[r] + p]: mk_oc_pos_rows with row r
+    # of x at x + offsets[r], a tile of positions read straight from a
+    # zero-padded band, tap by tap
+    cdef floating acc[CYCONV_OC_BLOCK][CYCONV_POS_BLOCK_F32]
+    cdef floating wo
+    cdef const floating* xr
+    cdef Py_ssize_t r
+    cdef int o, p
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            acc[o][p] = c[o * ldc + p]
+    r = 0
+    while True:
+        xr = x + offsets[r]
+        for o in range(CYCONV_OC_BLOCK):
+            wo = w[r * CYCONV_OC_BLOCK + o]
+            for p in range(P):
+                acc[o][p] += wo * xr[p]
+        r += 1
+        if r >= n_rows:
+            break
+    for o in range(CYCONV_OC_BLOCK):
+        for p in range(P):
+            c[o * ldc + p] = acc[o][p]
+
+
+cdef inline void mk_pos_oc_shifts(const floating* band, const Py_ssize_t* offsets,
+                                  Py_ssize_t depth, const Py_ssize_t* positions, bint run,
+                                  const floating* w, floating* tile, bint add) noexcept nogil:
+    # tile[p][v] (+)= sum_r w[r][v] * band[offsets[r] + positions[p]] for
+    # BAND_POSITIONS positions x LANES output channels: per step two weight
+    # vectors, one broadcast per position, 2 * BAND_POSITIONS FMAs.  One flat
+    # loop over r (the offsets table): gcc schedules nested runtime loops
+    # around this block much worse.  A run (positions[p] = positions[0] + p)
+    # reads at constant offsets from one address; other tiles keep a pointer
+    # per position in a register (one more register each).
+    cdef floating acc[CYCONV_BAND_POSITIONS][CYCONV_BAND_LANES_F32]
+    cdef const floating* xp[CYCONV_BAND_POSITIONS]
+    cdef floating xv
+    cdef const floating* xr
+    cdef const floating* wr
+    cdef Py_ssize_t r, o
+    cdef int p, v
+    cdef int L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    for p in range(CYCONV_BAND_POSITIONS):
+        xp[p] = band + positions[p]
+        for v in range(L):
+            acc[p][v] = 0
+    r = 0
+    if run:
+        while True:
+            xr = xp[0] + offsets[r]
+            wr = w + r * L
+            for p in range(CYCONV_BAND_POSITIONS):
+                xv = xr[p]
+                for v in range(L):
+                    acc[p][v] += xv * wr[v]
+            r += 1
+            if r >= depth:
+                break
+        if add:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] += acc[p][v]
+        else:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] = acc[p][v]
+        return
+    else:
+        while True:
+            o = offsets[r]
+            wr = w + r * L
+            for p in range(CYCONV_BAND_POSITIONS):
+                xv = xp[p][o]
+                for v in range(L):
+                    acc[p][v] += xv * wr[v]
+            r += 1
+            if r >= depth:
+                break
+        if add:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] += acc[p][v]
+        else:
+            for p in range(CYCONV_BAND_POSITIONS):
+                for v in range(L):
+                    tile[p * L + v] = acc[p][v]
+
+
+cdef inline void mk_tap_oc_shifts(const floating* band, const Py_ssize_t* offsets, Py_ssize_t n_v,
+                                  const floating* go_t, floating* acc) noexcept nogil:
+    # acc[t][l] += sum over positions v of band[offsets[t] + v] * go_t[v][l] for
+    # BAND_POSITIONS taps x LANES output channels: mk_pos_oc_shifts's block
+    # with taps for positions and positions for the reduction (the weight
+    # gradient)
+    cdef floating a[CYCONV_BAND_POSITIONS][CYCONV_BAND_LANES_F32]
+    cdef const floating* gv
+    cdef floating xv
+    cdef Py_ssize_t v
+    cdef int t, l
+    cdef int L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    for t in range(CYCONV_BAND_POSITIONS):
+        for l in range(L):
+            a[t][l] = 0
+    v = 0
+    while True:
+        gv = go_t + v * L
+        for t in range(CYCONV_BAND_POSITIONS):
+            xv = band[offsets[t] + v]
+            for l in range(L):
+                a[t][l] += xv * gv[l]
+        v += 1
+        if v >= n_v:
+            break
+    for t in range(CYCONV_BAND_POSITIONS):
+        for l in range(L):
+            acc[t * L + l] += a[t][l]
+
+
+cdef inline void mk_1_pos_shifts(const floating* src, const Py_ssize_t* offsets, Py_ssize_t depth,
+                                 const floating* w, floating* dst, bint add) noexcept nogil:
+    # dst[p] (+)= sum_r w[r] * src[offsets[r] + p] for one output channel and
+    # PLANE_CHUNK flat positions: eight vectors of accumulators, enough
+    # independent FMA chains to cover their latency
+    cdef floating acc[CYCONV_PLANE_CHUNK_F32]
+    cdef const floating* xr
+    cdef floating wr
+    cdef Py_ssize_t r
+    cdef int p
+    cdef int C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
+    for p in range(C):
+        acc[p] = 0
+    r = 0
+    while True:
+        xr = src + offsets[r]
+        wr = w[r]
+        for p in range(C):
+            acc[p] += wr * xr[p]
+        r += 1
+        if r >= depth:
+            break
+    if add:
+        for p in range(C):
+            dst[p] += acc[p]
+    else:
+        for p in range(C):
+            dst[p] = acc[p]
+
+
+cdef void mk_tap4_dot_shifts(const floating* a, const floating* b, const Py_ssize_t* shifts,
+                             Py_ssize_t n, floating* sums) noexcept nogil:
+    # sums[k] = sum_q a[q] * b[shifts[k] + q] for 4 shifts (taps) at once: each
+    # a is loaded once for 4 products, and 4 x 16 lane accumulators are
+    # independent chains (gcc vectorises the fixed inner loops; a plain
+    # reduction it would not, without -ffast-math)
+    cdef floating lanes[4][16]
+    cdef Py_ssize_t q = 0
+    cdef int k, v
+    cdef const floating* b0 = b + shifts[0]
+    cdef const floating* b1 = b + shifts[1]
+    cdef const floating* b2 = b + shifts[2]
+    cdef const floating* b3 = b + shifts[3]
+    for k in range(4):
+        for v in range(16):
+            lanes[k][v] = 0
+    while q + 16 <= n:
+        for v in range(16):
+            lanes[0][v] += a[q + v] * b0[q + v]
+            lanes[1][v] += a[q + v] * b1[q + v]
+            lanes[2][v] += a[q + v] * b2[q + v]
+            lanes[3][v] += a[q + v] * b3[q + v]
+        q += 16
+    for k in range(4):
+        sums[k] = 0
+        for v in range(16):
+            sums[k] += lanes[k][v]
+    while q < n:
+        sums[0] += a[q] * b0[q]
+        sums[1] += a[q] * b1[q]
+        sums[2] += a[q] * b2[q]
+        sums[3] += a[q] * b3[q]
+        q += 1

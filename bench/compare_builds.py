@@ -10,8 +10,9 @@ same operands.  The check compares the bytes of every result (forward,
 conv_transpose2d, the three gradients, a frozen layer) on the test grid and
 the benchmark's layers, for every kernel variant both builds run and on 1 and
 2 threads.  The timing interleaves the two builds' calls on the benchmark's
-layers (forward and backward, every variant, 1 thread), median of each
-round's ratio, and prints the geomean per dtype: new speed / old speed.
+layers (forward and backward, every variant, 1 thread; --layers picks
+others, the inference suite's too), median of each round's ratio, and
+prints the geomean per dtype: new speed / old speed.
 """
 import argparse
 import importlib
@@ -129,8 +130,9 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values))
 
 
-def time_builds(old, variants, dtypes, quick, rounds):
-    layers = [l for l in SUITE if not quick or l.name in QUICK]
+def time_builds(old, variants, dtypes, quick, rounds, names=""):
+    layers = [l for l in SUITE + INFERENCE_SUITE if (not quick or l.name in QUICK)
+              and (not names or any(n in l.name for n in names.split(",")))]
     ratios = {}
     for variant in variants:
         use_variant(cyconv, variant)
@@ -173,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--variants", default="", help="comma-separated; default: all runnable")
+    ap.add_argument("--layers", default="", help="time only layers whose names contain one of "
+                    "these comma-separated substrings (default: the benchmark's forward suite)")
     args = ap.parse_args(argv)
     old = import_old(args.old)
     runnable = [v for v in cyconv.config()["kernels_runnable"]
@@ -184,7 +188,8 @@ def main(argv=None):
     if not args.time_only:
         ok = check(old, variants, dtypes, args.quick)
     if not args.check_only:
-        time_builds(old, variants, dtypes, args.quick, args.rounds)
+        time_builds(old, variants, dtypes, args.quick, args.rounds,
+                    args.layers or ",".join(l.name for l in SUITE))
     return 0 if ok else 1
 
 

@@ -25,8 +25,8 @@ _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"
 
 class Conv2dCall(NamedTuple):
     """A checked conv2d call: batched, C-contiguous operands in compute_dtype
-    (a named tuple: immutable, and several times cheaper to make than a frozen
-    dataclass, which matters on small layers)."""
+    (a named tuple: immutable, and cheaper to make than a frozen dataclass,
+    which matters on small layers)."""
     input: np.ndarray            # (N, C_in, H, W)
     weight: np.ndarray           # (C_out, C_in / groups, kH, kW)
     bias: np.ndarray             # (C_out,), zeros when the caller gave None
@@ -267,7 +267,7 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
     bias_array = _checked_bias(operands, c_out, compute, "weight's dimension 0")
     if bias_array is None:
         bias_array = np.zeros(c_out, compute)
-    # positional, in the fields' order: keywords took 0.9 us more per call
+    # positional, in the fields' order: cheaper than keywords on every call
     return Conv2dCall(np.ascontiguousarray(x, dtype=compute), np.ascontiguousarray(w, dtype=compute),
                       bias_array, stride, pads, dilation, groups, out_shape, dtype, unbatched,
                       num_threads)

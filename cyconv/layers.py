@@ -167,8 +167,8 @@ class FrozenConv2d:
 
     It computes what the layer computed when it was frozen, faster on small
     inputs: the kernels read their weights in a packed layout, which Conv2d
-    and cyconv.conv2d make on every call (a fifth of a batch-1 layer's time
-    on small planes) and a frozen layer makes once per layout (up to two,
+    and cyconv.conv2d make on every call (a large part of a batch-1 layer's
+    time on small planes) and a frozen layer makes once per layout (up to two,
     chosen by the input's shape; each about the size of the weights); and an
     input of a shape and dtype it has seen before is not checked again.
     ``weight`` and ``bias`` are read-only copies and the configuration is

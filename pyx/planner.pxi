@@ -9,8 +9,9 @@
 cdef inline Py_ssize_t wanted_items(int n_threads, bint even_alone) noexcept nogil:
     # Work items a call wants: ITEMS_PER_THREAD per thread, so that the last,
     # partial items even out.  On one thread one item is enough, except for
-    # the band kernels (even_alone), whose units then stay the size they have
-    # on several threads.
+    # the band kernels (even_alone): splitting a small layer's output channels
+    # or rows into items keeps each item's accumulators and weights closer in
+    # cache, which is faster on one thread too.
     return ITEMS_PER_THREAD * n_threads if n_threads > 1 or even_alone else 1
 
 

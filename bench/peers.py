@@ -137,7 +137,7 @@ def make_torch_backward(x, w, b, grad_out, layer, threads):
     def run():
         torch.set_num_threads(threads)
         grads = torch.autograd.grad(out, (tx, tw, tb), go, retain_graph=True)
-        return tuple(g.numpy() for g in grads)
+        return tuple(grad.numpy() for grad in grads)
     return run
 
 

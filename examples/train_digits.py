@@ -64,9 +64,9 @@ class Model:
         return self.fc(self.h2.reshape(len(x), -1))
 
     def backward(self, grad_logits):
-        g = self.fc.backward(grad_logits).reshape(self.h2.shape) * (self.h2 > 0)
-        g = self.conv2.backward(g) * (self.h1 > 0)
-        self.conv1.backward(g)
+        grad = self.fc.backward(grad_logits).reshape(self.h2.shape) * (self.h2 > 0)
+        grad = self.conv2.backward(grad) * (self.h1 > 0)
+        self.conv1.backward(grad)
 
     def train(self, mode=True):
         self.conv1.train(mode)
@@ -93,11 +93,11 @@ class Adam:
         self.t += 1
         b1, b2 = self.betas
         for (layer, name), m, v in zip(self.params, self.m, self.v):
-            g = getattr(layer, name + "_grad")
+            grad = getattr(layer, name + "_grad")
             m *= b1
-            m += (1 - b1) * g
+            m += (1 - b1) * grad
             v *= b2
-            v += (1 - b2) * g * g
+            v += (1 - b2) * grad * grad
             m_hat = m / (1 - b1 ** self.t)
             v_hat = v / (1 - b2 ** self.t)
             param = getattr(layer, name)

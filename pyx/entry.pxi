@@ -224,7 +224,7 @@ def pack_weight(const floating[:, :, :, ::1] weight, Py_ssize_t groups, Py_ssize
 
 def flip_transpose_weight(const floating[:, :, :, ::1] weight, floating[:, :, :, ::1] out,
                           Py_ssize_t groups, int num_threads):
-    """out[g * C_in_g + c, o, i, j] = weight[g * C_out_g + o, c, kh - 1 - i, kw - 1 - j]:
+    """out[group * C_in_g + c, o, i, j] = weight[group * C_out_g + o, c, kh - 1 - i, kw - 1 - j]:
     the weight of the convolution that computes conv2d's input gradient."""
     cdef Py_ssize_t c_out = weight.shape[0], c_in_g = weight.shape[1]
     cdef Py_ssize_t taps = weight.shape[2] * weight.shape[3]

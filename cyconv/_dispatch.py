@@ -59,6 +59,8 @@ def _load():
 
 
 KERNEL_NAME, kernel, BUILT, RUNNABLE = _load()
+# the most threads a call starts: the processors this process may run on
+THREAD_LIMIT = max(1, kernel.num_procs())
 
 
 def load_variant(variant):
@@ -81,3 +83,14 @@ def use_variant(variant):
         yield module
     finally:
         KERNEL_NAME, kernel = saved
+
+
+def _release_threads_before_fork():
+    # a child of fork() has none of the parent's threads, and libgomp's pool
+    # would wait for them forever at the child's first parallel call: the
+    # pool ends before every fork and starts again at the parent's next call
+    kernel.release_threads()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_release_threads_before_fork)

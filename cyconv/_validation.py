@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _dispatch
+
 # float16 operands are computed in float32 and rounded back, as torch's CPU
 # half convolution accumulates in float32.
 COMPUTE_DTYPE = {np.dtype(np.float16): np.dtype(np.float32),
@@ -146,10 +148,21 @@ def as_float_operands(named_arrays):
     return {name: a.astype(dtype, copy=False) for name, a in arrays.items()}, dtype
 
 
+MAX_NUM_THREADS = 2**31 - 1  # OpenMP counts threads in a C int
+
+
 def as_num_threads(num_threads, default):
+    """The threads a call may start: num_threads, or the OpenMP default
+    (OMP_NUM_THREADS, threadpoolctl) for None; at most the processors this
+    process may run on (_dispatch.THREAD_LIMIT: more threads than processors
+    only wait for each other), and each path starts no more than its work
+    splits into."""
     if num_threads is None:
-        return max(1, default)
-    return as_int(num_threads, "num_threads", 1)
+        return min(max(1, default), _dispatch.THREAD_LIMIT)
+    num_threads = as_int(num_threads, "num_threads", 1)
+    if num_threads > MAX_NUM_THREADS:
+        raise ValueError(f"num_threads must be at most {MAX_NUM_THREADS}, but got {num_threads}")
+    return min(num_threads, _dispatch.THREAD_LIMIT)
 
 
 def check_input_ndim(x):

@@ -127,7 +127,24 @@ CYCONV_TRANSPOSE_BLOCK(f64, double, 4)
 static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline int omp_get_thread_num(void) { return 0; }
+static inline int omp_get_num_procs(void) { return 1; }
 #endif
+
+/* Ends the calling thread's pool of OpenMP threads (the next parallel region
+ * starts it again): before fork(), as a child cannot use the parent's
+ * threads and would wait for them forever.  OpenMP 5's omp_pause_resource_all,
+ * which libgomp (gcc 9 and newer) and LLVM's libomp provide; 0 when it
+ * released them, -1 when it could not. */
+static inline int cyconv_release_threads(void) {
+#if defined(_OPENMP) && ((defined(__clang__) && __clang_major__ >= 10) || \
+                         (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 9))
+    return omp_pause_resource_all(omp_pause_hard);
+#elif defined(_OPENMP)
+    return -1;
+#else
+    return 0;
+#endif
+}
 
 /* 64-byte aligned buffers, so a register tile starts on a cache line. */
 #include <stdlib.h>

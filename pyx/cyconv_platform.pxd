@@ -16,6 +16,8 @@ cdef extern from "cyconv_platform.h" nogil:
         CYCONV_OPENMP
     int omp_get_max_threads()
     int omp_get_num_threads()
+    int omp_get_num_procs()
+    int cyconv_release_threads()
     int cyconv_cpu_supports_level(int level)
     void cyconv_prefetch(const void* p)
     void cyconv_transpose_block_f32(const float* src, Py_ssize_t lds, Py_ssize_t n_cols,

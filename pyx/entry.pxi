@@ -292,6 +292,18 @@ def max_threads():
     return omp_get_max_threads()
 
 
+def num_procs():
+    """The processors this process may run on, as OpenMP counts them."""
+    return omp_get_num_procs()
+
+
+def release_threads():
+    """End the calling thread's OpenMP threads (they start again with the next
+    call); True when they were released.  cyconv calls it before every
+    os.fork(), whose child could not use them."""
+    return cyconv_release_threads() == 0
+
+
 def threads_started(int num_threads):
     """How many threads a parallel region asked for num_threads really gets."""
     cdef int started = 1

@@ -116,7 +116,7 @@ def test_random_configurations_gradients_match_torch(cfg):
                                   (2, 128, 6, 7, 32, 3, 1, 1, 1, 1),    # the same with AVX-512, 1152
                                   (3, 3, 64, 64, 16, 7, 2, 3, 1, 1),    # weight gradient summed
                                   (1, 64, 40, 40, 256, 1, 1, 0, 1, 1)])  # over slices of positions
-def test_gradients_do_not_depend_on_the_thread_count(rng, case):
+def test_gradients_do_not_depend_on_the_thread_count(rng, case, many_threads):
     x, weight, bias, grad_out, conv = _case(rng, case, np.float32)
     results = [_ours(x, weight, grad_out, conv, num_threads=t) for t in (1, 2, 3, 7)]
     for got in results[1:]:

@@ -57,7 +57,7 @@ def test_threadpoolctl_limits_the_default_thread_count():
 @pytest.mark.parametrize("x_shape, w_shape, kwargs", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_and_two_threads_give_identical_results(rng, x_shape, w_shape, kwargs, dtype,
-                                                    kernel_variant):
+                                                    kernel_variant, many_threads):
     x = random_array(rng, x_shape, dtype)
     w = random_array(rng, w_shape, dtype)
     b = random_array(rng, w_shape[:1], dtype)

@@ -35,11 +35,14 @@ def plan(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1
     kernel = _dispatch.kernel
     num_threads = as_num_threads(num_threads, kernel.max_threads())
     batched = input_shape if len(input_shape) == 4 else (1,) + input_shape
-    stride, pads, dilation, groups, out_shape = resolve_geometry(
+    stride, pads, dilation, groups, out_shape, far = resolve_geometry(
         batched, weight_shape, stride, padding, dilation, groups, input_shape)
-    fields = kernel.plan(direction, batched, weight_shape, out_shape, stride[0], stride[1],
-                         pads[0][0], pads[1][0], dilation[0], dilation[1], groups,
-                         compute.itemsize, num_threads)
+    if far:  # no kernel plan: cyconv._far_taps computes it in NumPy
+        fields = {"path": "far_taps", "n_threads": 1}
+    else:
+        fields = kernel.plan(direction, batched, weight_shape, out_shape, stride[0], stride[1],
+                             pads[0][0], pads[1][0], dilation[0], dilation[1], groups,
+                             compute.itemsize, num_threads)
     result = {"direction": direction, "path": fields.pop("path"), "kernel": _dispatch.KERNEL_NAME,
               "dtype": compute.name,
               "output_shape": out_shape if len(input_shape) == 4 else out_shape[1:]}

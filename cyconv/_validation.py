@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _dispatch
+from ._far_taps import FAR_LIMIT
 
 # float16 operands are computed in float32 and rounded back, as torch's CPU
 # half convolution accumulates in float32.
@@ -40,6 +41,7 @@ class Conv2dCall(NamedTuple):
     result_dtype: np.dtype       # the dtype returned to the caller
     unbatched: bool              # the caller gave a 3-D input
     num_threads: int             # >= 1
+    far: bool                    # offsets beyond the kernel's reach: cyconv._far_taps
 
 
 def _shape(a):
@@ -195,12 +197,38 @@ def conv_output_size(size, pads, kernel, stride, dilation):
     return 0 if padded < reach else (padded - reach) // stride + 1
 
 
+INT64_MAX = 2**63 - 1
+
+
+def far_geometry(sizes, pads, kernel, stride, dilation):
+    """Whether a geometry's offsets go beyond FAR_LIMIT (see _far_taps); above
+    2**63 - 1, where torch refuses them too, a ValueError naming the parameter."""
+    (h, wd), ((pt, pb), (pl, pr)), (kh, kw) = sizes, pads, kernel
+    reach_h, reach_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    if max(stride[0], stride[1], dilation[0], dilation[1], reach_h, reach_w,
+           h + pt + pb, wd + pl + pr) <= FAR_LIMIT:
+        return False
+    for name, value in (("stride", stride), ("dilation", dilation)):
+        if max(value) > INT64_MAX:
+            raise ValueError(f"{name} must be at most 2**63 - 1, but got {name}={value}")
+    for axis, size, pair, k, reach in (("height", h, pads[0], kh, reach_h),
+                                       ("width", wd, pads[1], kw, reach_w)):
+        if reach > INT64_MAX:
+            raise ValueError(f"dilation={dilation} makes a kernel {axis} of {k} span {reach} "
+                             f"input positions, more than 2**63 - 1")
+        if size + pair[0] + pair[1] > INT64_MAX:
+            raise ValueError(f"padding {pair} makes the padded input {axis} "
+                             f"{size + pair[0] + pair[1]}, more than 2**63 - 1")
+    return True
+
+
 def resolve_geometry(input_shape, weight_shape, stride, padding, dilation, groups,
                      shown_input_shape):
     """Check a conv2d configuration the way torch does (batched NCHW input shape).
 
-    Returns (stride, ((top, bottom), (left, right)), dilation, groups, out_shape);
-    shown_input_shape is the input shape as the caller gave it, for messages.
+    Returns (stride, ((top, bottom), (left, right)), dilation, groups,
+    out_shape, far); far: the offsets need cyconv._far_taps.  shown_input_shape
+    is the input shape as the caller gave it, for messages.
     """
     groups = as_int(groups, "groups", 1)
     stride = as_pair(stride, "stride", 1)
@@ -227,6 +255,7 @@ def resolve_geometry(input_shape, weight_shape, stride, padding, dilation, group
                          f"{c_in_g * groups} channels, but got input of shape "
                          f"{list(shown_input_shape)} with {c_in} channels")
     pads = as_padding(padding, (kh, kw), dilation, stride)
+    far = far_geometry((h, wd), pads, (kh, kw), stride, dilation)
 
     out_h = conv_output_size(h, pads[0], kh, stride[0], dilation[0])
     out_w = conv_output_size(wd, pads[1], kw, stride[1], dilation[1])
@@ -239,8 +268,10 @@ def resolve_geometry(input_shape, weight_shape, stride, padding, dilation, group
                          f"dilation={dilation}")
     out_shape = (n, c_out, out_h, out_w)
     if n * c_out * out_h * out_w > _MAX_ELEMENTS:
-        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
-    return stride, pads, dilation, groups, out_shape
+        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate: "
+                         f"input of shape {list(shown_input_shape)}, weight of shape {shown_w}, "
+                         f"stride={stride}, padding={pads}, dilation={dilation}")
+    return stride, pads, dilation, groups, out_shape, far
 
 
 def _input_operands(input, weight, bias):
@@ -273,7 +304,7 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
     operands, dtype, x, w, unbatched = _input_operands(input, weight, bias)
     check_weight_ndim(w)
     num_threads = as_num_threads(num_threads, default_threads)
-    stride, pads, dilation, groups, out_shape = resolve_geometry(
+    stride, pads, dilation, groups, out_shape, far = resolve_geometry(
         x.shape, w.shape, stride, padding, dilation, groups, operands["input"].shape)
     c_out = w.shape[0]
     compute = COMPUTE_DTYPE[dtype]
@@ -283,7 +314,7 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
     # positional, in the fields' order: cheaper than keywords on every call
     return Conv2dCall(np.ascontiguousarray(x, dtype=compute), np.ascontiguousarray(w, dtype=compute),
                       bias_array, stride, pads, dilation, groups, out_shape, dtype, unbatched,
-                      num_threads)
+                      num_threads, far)
 
 
 def check_weight_ndim(w):
@@ -317,6 +348,7 @@ class Conv2dGradCall(NamedTuple):
     result_dtype: np.dtype
     unbatched: bool
     num_threads: int
+    far: bool
 
 
 def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, stride,
@@ -353,7 +385,7 @@ def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, s
         input_shape = (1,) + tuple(input_shape)
         go = go[np.newaxis]
     num_threads = as_num_threads(num_threads, default_threads)
-    stride, pads, dilation, groups, out_shape = resolve_geometry(
+    stride, pads, dilation, groups, out_shape, far = resolve_geometry(
         input_shape, weight_shape, stride, padding, dilation, groups, shown_input_shape)
     if go.shape != out_shape:
         expected = list(out_shape[1:] if unbatched else out_shape)
@@ -376,7 +408,7 @@ def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, s
         weight=contiguous("weight"), weight_shape=tuple(weight_shape),
         grad_output=np.ascontiguousarray(go, dtype=compute),
         stride=stride, padding=pads, dilation=dilation, groups=groups,
-        result_dtype=dtype, unbatched=unbatched, num_threads=num_threads,
+        result_dtype=dtype, unbatched=unbatched, num_threads=num_threads, far=far,
     )
 
 
@@ -409,6 +441,10 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
     if c_in != c_in_w:
         raise ValueError(f"weight of shape {_shape(w)} expects input to have {c_in_w} channels, "
                          f"but got input of shape {_shape(operands['input'])} with {c_in} channels")
+    for name, value in (("stride", stride), ("padding", padding), ("dilation", dilation),
+                        ("output_padding", output_padding)):
+        if max(value) > INT64_MAX:
+            raise ValueError(f"{name} must be at most 2**63 - 1, but got {name}={value}")
     out_hw = []
     for axis in range(2):
         op, s, d = output_padding[axis], stride[axis], dilation[axis]
@@ -426,13 +462,19 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
     c_out = c_out_g * groups
     out_shape = (n, c_out, out_hw[0], out_hw[1])
     if math.prod(out_shape) > _MAX_ELEMENTS:
-        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate")
+        raise ValueError(f"the output of shape {list(out_shape)} is too large to allocate: "
+                         f"input of shape {_shape(operands['input'])}, weight of shape "
+                         f"{_shape(w)}, stride={stride}, padding={padding}, "
+                         f"dilation={dilation}, output_padding={output_padding}")
+    pads = tuple((p, p) for p in padding)
+    # the geometry of the convolution it transposes: its input is this output
+    far = far_geometry(out_hw, pads, (kh, kw), stride, dilation)
     compute = COMPUTE_DTYPE[dtype]
     return Conv2dCall(
         input=np.ascontiguousarray(x, dtype=compute),
         weight=np.ascontiguousarray(w, dtype=compute),
         bias=_checked_bias(operands, c_out, compute, "weight's dimension 1 x groups"),
-        stride=stride, padding=tuple((p, p) for p in padding), dilation=dilation,
+        stride=stride, padding=pads, dilation=dilation,
         groups=groups, out_shape=out_shape, result_dtype=dtype, unbatched=unbatched,
-        num_threads=num_threads,
+        num_threads=num_threads, far=far,
     )

@@ -5,13 +5,14 @@ With CYCONV_VERBOSE=1 in the environment at import, every kernel call prints
 one line to stderr: direction, variant, path, dtype, shapes, parameters,
 threads and milliseconds (as ONEDNN_VERBOSE does for oneDNN).
 """
+import math
 import os
 import sys
 import time
 
 import numpy as np
 
-from . import _dispatch
+from . import _dispatch, _far_taps
 from ._validation import prepare_conv2d, prepare_conv_transpose2d
 
 VERBOSE = os.environ.get("CYCONV_VERBOSE", "").strip() not in ("", "0")
@@ -53,7 +54,10 @@ def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None):
     call like the checked one (the same shape and dtype)."""
     x = call.input if input is None else input
     out = _allocate(call.out_shape, x.dtype, "output")
-    if out.size:
+    if call.far:
+        _far_taps.conv2d(x, call.weight, call.bias, call.stride, call.padding, call.dilation,
+                         call.groups, out)
+    elif out.size:
         start = time.perf_counter() if VERBOSE else 0.0
         ran = _dispatch.kernel.conv2d_forward(
             x, call.weight, call.bias, out,
@@ -64,8 +68,7 @@ def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None):
             report("forward", ran, start, x.dtype,
                    {"input": x.shape, "weight": call.weight.shape, "output": out.shape},
                    (call.stride, call.padding, call.dilation, call.groups))
-    out = out.astype(call.result_dtype, copy=False)
-    return out[0] if call.unbatched else out
+    return as_result(out, call.result_dtype, call.unbatched)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
@@ -93,17 +96,29 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     call = prepare_conv_transpose2d(input, weight, bias, stride, padding, output_padding,
                                     dilation, groups, num_threads, _dispatch.kernel.max_threads())
     out = run_input_grad(call.input, call.weight, call.bias, call.out_shape, call.stride,
-                         call.padding, call.dilation, call.groups, call.num_threads)
-    out = out.astype(call.result_dtype, copy=False)
-    return out[0] if call.unbatched else out
+                         call.padding, call.dilation, call.groups, call.num_threads, call.far,
+                         what="output")
+    return as_result(out, call.result_dtype, call.unbatched)
+
+
+def as_result(out, dtype, unbatched=False):
+    """out in the caller's dtype (float16 results, computed in float32, are
+    rounded back: values past its range become inf silently, as in torch),
+    without the batch axis for an unbatched call."""
+    if out.dtype != dtype:
+        with np.errstate(over="ignore"):
+            out = out.astype(dtype)
+    return out[0] if unbatched else out
 
 
 def _allocate(shape, dtype, what):
+    """A new array for a result; a MemoryError that names it and its size."""
     try:
         return np.empty(shape, dtype=dtype)
-    except MemoryError:
-        raise MemoryError(f"cyconv: cannot allocate the {what} of shape "
-                          f"{list(shape)} ({dtype})") from None
+    except (MemoryError, ValueError):  # ValueError: NumPy's "array is too big"
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        raise MemoryError(f"cyconv: cannot allocate the {what} of shape {list(shape)} "
+                          f"({dtype}, {size / 2**30:.3g} GiB)") from None
 
 
 def _phase_taps(phase, pad, stride, dilation, kernel_size):
@@ -125,7 +140,7 @@ def _phase_taps(phase, pad, stride, dilation, kernel_size):
 
 
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
-                   groups, num_threads):
+                   groups, num_threads, far=False, what="input gradient"):
     """bias + the gradient of conv2d(input, weight) with respect to its input,
     for checked operands (conv_transpose2d too).
 
@@ -140,7 +155,10 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     pad_top, pad_left = padding[0][0], padding[1][0]
     if bias is None:
         bias = np.zeros(input_shape[1], weight.dtype)
-    result = _allocate(input_shape, weight.dtype, "input gradient")
+    result = _allocate(input_shape, weight.dtype, what)
+    if far:
+        _far_taps.input_grad(grad_output, weight, bias, stride, padding, dilation, groups, result)
+        return result
     if result.size == 0:
         return result
     start = time.perf_counter() if VERBOSE else 0.0
@@ -202,10 +220,12 @@ def run_bias_grad(grad_output, num_threads):
 
 
 def run_weight_grad(input, grad_output, weight_shape, stride, padding, dilation, groups,
-                    num_threads):
+                    num_threads, far=False):
     """The gradient of conv2d(input, weight) with respect to weight, for checked operands."""
     result = _allocate(weight_shape, input.dtype, "weight gradient")
-    if grad_output.size == 0:
+    if far:
+        _far_taps.weight_grad(input, grad_output, stride, padding, dilation, groups, result)
+    elif grad_output.size == 0:
         result[...] = 0
     else:
         start = time.perf_counter() if VERBOSE else 0.0

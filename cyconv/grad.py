@@ -27,9 +27,8 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
                                dilation, groups, num_threads, _dispatch.kernel.max_threads())
     result = functional.run_input_grad(call.grad_output, call.weight, None, call.input_shape,
                                        call.stride, call.padding, call.dilation, call.groups,
-                                       call.num_threads)
-    result = result.astype(call.result_dtype, copy=False)
-    return result[0] if call.unbatched else result
+                                       call.num_threads, call.far)
+    return functional.as_result(result, call.result_dtype, call.unbatched)
 
 
 def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
@@ -39,8 +38,8 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
                                dilation, groups, num_threads, _dispatch.kernel.max_threads())
     result = functional.run_weight_grad(call.input, call.grad_output, call.weight_shape,
                                         call.stride, call.padding, call.dilation, call.groups,
-                                        call.num_threads)
-    return result.astype(call.result_dtype, copy=False)
+                                        call.num_threads, call.far)
+    return functional.as_result(result, call.result_dtype)
 
 
 def conv2d_bias(grad_output, *, num_threads=None):
@@ -50,5 +49,5 @@ def conv2d_bias(grad_output, *, num_threads=None):
     go = operands["grad_output"]
     check_input_ndim(go)
     num_threads = as_num_threads(num_threads, _dispatch.kernel.max_threads())
-    return functional.run_bias_grad(go if go.ndim == 4 else go[None], num_threads).astype(
-        dtype, copy=False)
+    return functional.as_result(functional.run_bias_grad(go if go.ndim == 4 else go[None],
+                                                       num_threads), dtype)

@@ -187,6 +187,8 @@ class FrozenConv2d:
                                                      "dtype", "num_threads", "_pads")},
             _weight=_read_only_copy(layer.weight),
             _bias=None if layer.bias is None else _read_only_copy(layer.bias),
+            # a NaN or Inf weight may move the layer to another path (and packing)
+            _weights_finite=bool(np.isfinite(layer.weight).all()),
             # (input shape, dtype) -> that input's checked call and the packing
             # block its kernel reads: an input like one checked before needs no
             # checks again (they depend on its shape and dtype only)
@@ -219,10 +221,10 @@ class FrozenConv2d:
                               as_num_threads(self.num_threads, kernel.max_threads()))
         call = prepare_conv2d(x, self._weight, self._bias, self.stride, pads, self.dilation,
                               self.groups, self.num_threads, kernel.max_threads())
-        block = kernel.packing_block(
+        block = 0 if call.far else kernel.packing_block(
             call.input.shape, call.weight.shape, call.out_shape, *call.stride,
             call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
-            call.weight.dtype.itemsize)
+            call.weight.dtype.itemsize, self._weights_finite)
         if block and block not in self._packed:
             # filled before it is shared: threads may race to pack, not to read half a packing
             packed = kernel.pack_weight(call.weight, call.groups, block, call.num_threads)

@@ -57,12 +57,16 @@ cdef struct ForwardPlan:
     bint own_packing            # items pack their own weight blocks (bands)
     bint prepadded              # the input is zero-padded once, whole (bands)
     bint reads_in_place         # tiles are read where they lie in the input (gathered, pointwise)
+    bint skips_padding          # the path adds nothing for taps on the zero padding, where a
+                                # NaN or Inf weight must give NaN (0 * w): check the weights
 
 
 cdef struct InputGradPlan:
     int path                    # an InputGradPath
     int n_threads
     Py_ssize_t n_items
+    bint pairs_padding          # the path multiplies weights by zeros where grad_output
+                                # has no position, where a NaN or Inf weight must not count
     # INPUT_GRAD_SPREAD
     Py_ssize_t chunk            # grad_output positions per chunk
     Py_ssize_t n_slices         # channel slices per image and group
@@ -82,6 +86,8 @@ cdef struct WeightGradPlan:
     int path                    # a WeightGradPath
     int n_threads
     Py_ssize_t n_items
+    bint pairs_outside          # the path also multiplies zeros by inputs outside the
+                                # windows, where a NaN or Inf input must not count
     Py_ssize_t n_oc_blocks      # output-channel blocks per group
     # WEIGHT_GRAD_GATHERED
     Py_ssize_t chunk            # positions per chunk

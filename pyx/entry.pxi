@@ -21,6 +21,11 @@ cdef void set_geometry(Geometry* geo, const Py_ssize_t* x_shape, const Py_ssize_
     geo.dilation_h, geo.dilation_w = dilation_h, dilation_w
 
 
+cdef inline Py_ssize_t values(const Py_ssize_t* shape) noexcept nogil:
+    # the values of a 4-D array of this shape
+    return shape[0] * shape[1] * shape[2] * shape[3]
+
+
 cdef void geometry_from_tuples(Geometry* geo, tuple x_shape, tuple w_shape, tuple out_shape,
                                Py_ssize_t stride_h, Py_ssize_t stride_w,
                                Py_ssize_t pad_top, Py_ssize_t pad_left,
@@ -49,6 +54,16 @@ cdef int run_forward(const floating* x, const floating* weight, const floating* 
     if plan.path == FORWARD_POINTWISE:
         return forward_pointwise(x, weight, bias, prepacked, out, geo, plan)
     return forward_gathered(x, weight, bias, prepacked, out, geo, plan)
+
+
+cdef int run_weight_grad(const floating* x, const floating* grad_out, floating* grad_w,
+                         const Geometry* geo, const WeightGradPlan* plan) noexcept nogil:
+    # the weight-gradient path the plan names; 0, or -1 when a buffer could not be allocated
+    if plan.path == WEIGHT_GRAD_PLANES:
+        return weight_grad_planes(x, grad_out, grad_w, geo, plan)
+    if plan.path == WEIGHT_GRAD_BANDS:
+        return weight_grad_bands(x, grad_out, grad_w, geo, plan)
+    return weight_grad_gathered(x, grad_out, grad_w, geo, plan)
 
 
 cdef int run_input_grad_flipped(const floating* grad_out, const floating* weight,
@@ -102,7 +117,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef const floating* prepacked = NULL
     set_geometry(&geo, x.shape, weight.shape, out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
-    plan_forward(&geo, sizeof(floating), num_threads, packed is not None, &plan)
+    plan_forward(&geo, sizeof(floating), num_threads, packed is not None, True, &plan)
+    if plan.skips_padding and not all_finite(&weight[0, 0, 0, 0], values(weight.shape)):
+        plan_forward(&geo, sizeof(floating), num_threads, packed is not None, False, &plan)
     if packed is not None:
         if packed_block != plan.block or packed_block == 0:
             raise ValueError(f"cyconv: weights packed in blocks of {packed_block} for a call "
@@ -135,7 +152,9 @@ def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :
     cdef int status = 0
     set_geometry(&geo, grad_x.shape, weight.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
-    plan_input_grad(&geo, sizeof(floating), num_threads, &plan)
+    plan_input_grad(&geo, sizeof(floating), num_threads, True, &plan)
+    if plan.pairs_padding and not all_finite(&weight[0, 0, 0, 0], values(weight.shape)):
+        plan_input_grad(&geo, sizeof(floating), num_threads, False, &plan)
     with nogil:
         if plan.path == INPUT_GRAD_SPREAD:
             status = input_grad_spread(&grad_out[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0],
@@ -161,17 +180,17 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     cdef int status
     set_geometry(&geo, x.shape, grad_w.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
-    plan_weight_grad(&geo, sizeof(floating), num_threads, &plan)
+    plan_weight_grad(&geo, sizeof(floating), num_threads, True, &plan)
     with nogil:
-        if plan.path == WEIGHT_GRAD_PLANES:
-            status = weight_grad_planes(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
-                                        &grad_w[0, 0, 0, 0], &geo, &plan)
-        elif plan.path == WEIGHT_GRAD_BANDS:
-            status = weight_grad_bands(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
-                                       &grad_w[0, 0, 0, 0], &geo, &plan)
-        else:
-            status = weight_grad_gathered(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
-                                          &grad_w[0, 0, 0, 0], &geo, &plan)
+        status = run_weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0], &grad_w[0, 0, 0, 0],
+                                 &geo, &plan)
+        # a NaN or Inf in the result may come from inputs the path multiplied
+        # outside their windows (checking the small result, not the input)
+        if status == 0 and plan.pairs_outside and not all_finite(&grad_w[0, 0, 0, 0],
+                                                                 values(grad_w.shape)):
+            plan_weight_grad(&geo, sizeof(floating), num_threads, False, &plan)
+            status = run_weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
+                                     &grad_w[0, 0, 0, 0], &geo, &plan)
     if status != 0:
         raise_memory_error()
     return WEIGHT_GRAD_PATH_NAMES[plan.path], plan.n_threads
@@ -193,14 +212,15 @@ def packing_block(tuple x_shape, tuple weight_shape, tuple out_shape,
                   Py_ssize_t stride_h, Py_ssize_t stride_w,
                   Py_ssize_t pad_top, Py_ssize_t pad_left,
                   Py_ssize_t dilation_h, Py_ssize_t dilation_w, Py_ssize_t groups,
-                  Py_ssize_t itemsize):
+                  Py_ssize_t itemsize, bint weights_finite=True):
     """The block of the packed weights conv2d_forward reads for this call (as
-    its arguments: the operands' shapes, and 4 or 8 for float32 or float64), 0
-    when it reads the weights as they are."""
+    its arguments: the operands' shapes, and 4 or 8 for float32 or float64;
+    weights_finite: no weight is NaN or Inf), 0 when it reads the weights as
+    they are."""
     cdef Geometry geo
     geometry_from_tuples(&geo, x_shape, weight_shape, out_shape, stride_h, stride_w,
                          pad_top, pad_left, dilation_h, dilation_w, groups)
-    return packing_block_for(&geo, itemsize)
+    return packing_block_for(&geo, itemsize, weights_finite)
 
 
 def pack_weight(const floating[:, :, :, ::1] weight, Py_ssize_t groups, Py_ssize_t block,
@@ -253,7 +273,8 @@ def plan(str direction, tuple x_shape, tuple weight_shape, tuple out_shape,
          Py_ssize_t dilation_h, Py_ssize_t dilation_w, Py_ssize_t groups,
          Py_ssize_t itemsize, int num_threads):
     """The plan of a call (direction "forward", "input_grad" or "weight_grad";
-    the shapes are the forward convolution's) as a dict, computing nothing."""
+    the shapes are the forward convolution's) as a dict, computing nothing
+    (for finite operands: a NaN or Inf may move a call to an exact path)."""
     cdef Geometry geo
     cdef ForwardPlan forward
     cdef InputGradPlan input_grad
@@ -261,11 +282,11 @@ def plan(str direction, tuple x_shape, tuple weight_shape, tuple out_shape,
     geometry_from_tuples(&geo, x_shape, weight_shape, out_shape, stride_h, stride_w,
                          pad_top, pad_left, dilation_h, dilation_w, groups)
     if direction == "forward":
-        plan_forward(&geo, itemsize, num_threads, False, &forward)
+        plan_forward(&geo, itemsize, num_threads, False, True, &forward)
         result = forward
         result["path"] = FORWARD_PATH_NAMES[forward.path]
     elif direction == "input_grad":
-        plan_input_grad(&geo, itemsize, num_threads, &input_grad)
+        plan_input_grad(&geo, itemsize, num_threads, True, &input_grad)
         result = input_grad
         result["path"] = INPUT_GRAD_PATH_NAMES[input_grad.path]
         if input_grad.forward.n_threads:
@@ -273,7 +294,7 @@ def plan(str direction, tuple x_shape, tuple weight_shape, tuple out_shape,
         else:
             del result["forward"]
     elif direction == "weight_grad":
-        plan_weight_grad(&geo, itemsize, num_threads, &weight_grad)
+        plan_weight_grad(&geo, itemsize, num_threads, True, &weight_grad)
         result = weight_grad
         result["path"] = WEIGHT_GRAD_PATH_NAMES[weight_grad.path]
     else:

@@ -68,7 +68,8 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
             ld = n_tiles * P
             b0 = oc_item * blocks_per_item
             b1 = min(n_blocks, b0 + blocks_per_item)
-            fill_zero(acc, (b1 - b0) * OB * ld)
+            for o in range((b1 - b0) * OB * ld):
+                acc[o] = -0.0  # the sum of no terms, so that -0.0 products give -0.0
             for sl in range(ceil_div(cin_g, slice_c)):
                 c0 = sl * slice_c
                 nc = min(slice_c, cin_g - c0)

@@ -6,17 +6,28 @@
 cdef void strided_rows(const floating* x, const floating* weight, floating bias,
                        floating* out, const Geometry* geo, Py_ssize_t n, Py_ssize_t oc) noexcept nogil:
     # Any stride: each output row of plane (n, oc) accumulates the shifted
-    # input rows of every tap, skipping (not reading) the zero padding.
+    # input rows of every tap, skipping (not reading) the zero padding.  For
+    # finite weights its terms are zeros: they only turn a -0.0 sum into
+    # +0.0, which the start value does (bias + 0) where a window meets the padding.
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t group = oc // (geo.out_channels // geo.groups)
-    cdef Py_ssize_t oh, c, i, j, q, ih, iw0, lo, hi
+    cdef Py_ssize_t oh, c, i, j, q, ih, iw0, lo, hi, ih0
+    cdef Py_ssize_t reach_h = (geo.kernel_h - 1) * geo.dilation_h
+    cdef Py_ssize_t reach_w = (geo.kernel_w - 1) * geo.dilation_w
     cdef const floating* row
     cdef floating* dst
     cdef floating wv
+    cdef floating padded_bias = bias + 0
     for oh in range(geo.out_h):
         dst = out + ((n * geo.out_channels + oc) * geo.out_h + oh) * geo.out_w
-        for q in range(geo.out_w):
-            dst[q] = bias
+        ih0 = oh * geo.stride_h - geo.pad_top
+        if ih0 < 0 or ih0 + reach_h >= geo.in_h:
+            for q in range(geo.out_w):
+                dst[q] = padded_bias
+        else:
+            for q in range(geo.out_w):
+                iw0 = q * geo.stride_w - geo.pad_left
+                dst[q] = padded_bias if iw0 < 0 or iw0 + reach_w >= geo.in_w else bias
         for c in range(cin_g):
             for i in range(geo.kernel_h):
                 ih = oh * geo.stride_h + i * geo.dilation_h - geo.pad_top

@@ -86,6 +86,23 @@ cdef inline void move_run(floating* dst, const floating* src, Py_ssize_t n, floa
             break
 
 
+cdef bint all_finite(const floating* p, Py_ssize_t n) noexcept nogil:
+    # whether none of the n values is NaN or +-Inf: x - x is 0 for finite x and
+    # NaN otherwise, summed in lanes of a fixed count (which gcc vectorises)
+    cdef floating lanes[16]
+    cdef Py_ssize_t q, k
+    for k in range(16):
+        lanes[k] = 0
+    for q in range(n // 16):
+        for k in range(16):
+            lanes[k] += p[q * 16 + k] - p[q * 16 + k]
+    for q in range(n // 16 * 16, n):
+        lanes[0] += p[q] - p[q]
+    for k in range(1, 16):
+        lanes[0] += lanes[k]
+    return lanes[0] == 0
+
+
 cdef void transpose_into(const floating* src, Py_ssize_t lds, Py_ssize_t n_rows,
                          Py_ssize_t n_cols, floating* dst, Py_ssize_t ldd) noexcept nogil:
     # dst[k * ldd + r] = src[r * lds + k] for r < n_rows, k < n_cols (ldd may

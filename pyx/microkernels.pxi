@@ -97,7 +97,7 @@ cdef inline void mk_pos_oc_shifts(const floating* band, const Py_ssize_t* offset
     for p in range(CYCONV_BAND_POSITIONS):
         xp[p] = band + positions[p]
         for v in range(L):
-            acc[p][v] = 0
+            acc[p][v] = -0.0  # the sum of no terms: -0.0 + x is x, -0.0 included
     r = 0
     if run:
         while True:
@@ -182,7 +182,7 @@ cdef inline void mk_1_pos_shifts(const floating* src, const Py_ssize_t* offsets,
     cdef int p
     cdef int C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
     for p in range(C):
-        acc[p] = 0
+        acc[p] = -0.0  # the sum of no terms: -0.0 + x is x, -0.0 included
     r = 0
     while True:
         xr = src + offsets[r]

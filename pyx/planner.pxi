@@ -103,10 +103,11 @@ cdef inline Py_ssize_t pos_block_of(Py_ssize_t itemsize) noexcept nogil:
     return CYCONV_POS_BLOCK_F32 if itemsize == 4 else CYCONV_POS_BLOCK_F64
 
 
-cdef int forward_path(const Geometry* geo, Py_ssize_t itemsize) noexcept nogil:
-    # the ForwardPath that computes the layer geo
+cdef int forward_path(const Geometry* geo, Py_ssize_t itemsize, bint weights_finite) noexcept nogil:
+    # the ForwardPath that computes the layer geo; with a NaN or Inf weight
+    # not the strided plane kernel, which skips the padding
     if compact_span(geo):
-        if use_planes(geo):
+        if use_planes(geo) and (weights_finite or (geo.stride_h == 1 and geo.stride_w == 1)):
             return FORWARD_PLANES
         if use_row_bands(geo, band_lanes(itemsize)):
             return FORWARD_ROW_BANDS
@@ -117,21 +118,25 @@ cdef int forward_path(const Geometry* geo, Py_ssize_t itemsize) noexcept nogil:
     return FORWARD_GATHERED
 
 
-cdef Py_ssize_t packing_block_for(const Geometry* geo, Py_ssize_t itemsize) noexcept nogil:
+cdef Py_ssize_t packing_block_for(const Geometry* geo, Py_ssize_t itemsize,
+                                  bint weights_finite) noexcept nogil:
     # the output-channel block of the packed weights the path of geo reads;
     # 0 for the plane kernel, which reads the weights as they are
-    cdef int path = forward_path(geo, itemsize)
+    cdef int path = forward_path(geo, itemsize, weights_finite)
     if path == FORWARD_PLANES:
         return 0
     return band_lanes(itemsize) if path == FORWARD_ROW_BANDS else CYCONV_OC_BLOCK
 
 
 cdef void plan_forward(const Geometry* geo, Py_ssize_t itemsize, int n_threads, bint prepacked,
-                       ForwardPlan* plan) noexcept nogil:
-    # prepacked: the caller brings the weights packed in blocks of plan.block
+                       bint weights_finite, ForwardPlan* plan) noexcept nogil:
+    # prepacked: the caller brings the weights packed in blocks of plan.block;
+    # weights_finite: False when a weight is NaN or Inf (or may be)
     memset(plan, 0, sizeof(ForwardPlan))
-    plan.path = forward_path(geo, itemsize)
-    plan.block = packing_block_for(geo, itemsize)
+    plan.path = forward_path(geo, itemsize, weights_finite)
+    plan.block = packing_block_for(geo, itemsize, weights_finite)
+    plan.skips_padding = (plan.path == FORWARD_PLANES
+                          and (geo.stride_h > 1 or geo.stride_w > 1))
     n_threads = forward_thread_cap(geo, n_threads)
     if plan.path == FORWARD_PLANES:
         plan_planes(geo, itemsize, n_threads, plan)

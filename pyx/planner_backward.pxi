@@ -35,18 +35,22 @@ cdef void flipped_geometry(const Geometry* geo, Geometry* flipped) noexcept nogi
 
 
 cdef void plan_input_grad(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
-                          InputGradPlan* plan) noexcept nogil:
+                          bint weights_finite, InputGradPlan* plan) noexcept nogil:
+    # weights_finite: False when a weight is NaN or Inf (or may be): then the
+    # gradient is spread, which pairs a weight only with grad_output positions
+    # that exist (the forward paths on grad_output multiply its zero padding)
     cdef Geometry flipped
     memset(plan, 0, sizeof(InputGradPlan))
-    if spreads(geo):
+    if spreads(geo) or not weights_finite:
         plan.path = INPUT_GRAD_SPREAD
         plan_spread(geo, itemsize, n_threads, plan)
         return
     plan.path = INPUT_GRAD_PHASES
     plan.n_threads = n_threads
+    plan.pairs_padding = True
     if geo.stride_h == 1 and geo.stride_w == 1:
         flipped_geometry(geo, &flipped)
-        plan_forward(&flipped, itemsize, n_threads, True, &plan.forward)
+        plan_forward(&flipped, itemsize, n_threads, True, True, &plan.forward)
         plan.flipped_pad_top = flipped.pad_top
         plan.flipped_pad_left = flipped.pad_left
         # a path that reads packed weights: packed straight from weight;
@@ -100,9 +104,11 @@ cdef inline bint use_grad_bands(const Geometry* geo, Py_ssize_t itemsize) noexce
 
 
 cdef void plan_weight_grad(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
-                           WeightGradPlan* plan) noexcept nogil:
+                           bint input_finite, WeightGradPlan* plan) noexcept nogil:
+    # input_finite: False when the input holds a NaN or Inf: then the gathered
+    # matrix product, which multiplies each input only within its windows
     memset(plan, 0, sizeof(WeightGradPlan))
-    if not compact_span(geo):
+    if not compact_span(geo) or not input_finite:
         plan.path = WEIGHT_GRAD_GATHERED
     elif few_channels(geo) and geo.stride_h == 1 and geo.stride_w == 1:
         plan.path = WEIGHT_GRAD_PLANES
@@ -110,6 +116,7 @@ cdef void plan_weight_grad(const Geometry* geo, Py_ssize_t itemsize, int n_threa
         plan.path = WEIGHT_GRAD_BANDS
     else:
         plan.path = WEIGHT_GRAD_GATHERED
+    plan.pairs_outside = plan.path != WEIGHT_GRAD_GATHERED
     if plan.path == WEIGHT_GRAD_PLANES:
         # an item is one output channel, summing its images in order
         plan.n_items = geo.out_channels

@@ -60,3 +60,39 @@ def conv2d_grads_reference(x, weight, grad_out, stride=(1, 1), padding=((0, 0), 
     h, w = x.shape[2:]
     grad_x = grad_x[:, :, top:h - bottom, left:w - right]
     return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
+
+
+def conv2d_by_definition(x, weight, bias, grad_out, stride, padding, dilation, groups):
+    """(output, input gradient, weight gradient) from the definition, position
+    by position, with exact integer indices: for any strides, paddings and
+    dilations (up to 2**63), on small outputs.  padding is ((top, bottom),
+    (left, right)); grad_out has the output's shape (None: no gradients)."""
+    x, weight = np.asarray(x, np.float64), np.asarray(weight, np.float64)
+    n, c_in, h, w = x.shape
+    c_out, c_in_g, kh, kw = weight.shape
+    (sh, sw), (dh, dw), (top, bottom), (left, right) = stride, dilation, *padding
+    h_out = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    w_out = (w + left + right - dw * (kw - 1) - 1) // sw + 1
+    c_out_g = c_out // groups
+    out = np.zeros((n, c_out, h_out, w_out))
+    grad_x, grad_w = np.zeros_like(x), np.zeros_like(weight)
+    for g in range(groups):
+        ins, outs = slice(g * c_in_g, (g + 1) * c_in_g), slice(g * c_out_g, (g + 1) * c_out_g)
+        for i in range(h_out):
+            for j in range(w_out):
+                for p in range(kh):
+                    r = i * sh + p * dh - top
+                    if not 0 <= r < h:
+                        continue  # the zero padding adds nothing to finite sums
+                    for q in range(kw):
+                        t = j * sw + q * dw - left
+                        if not 0 <= t < w:
+                            continue
+                        out[:, outs, i, j] += x[:, ins, r, t] @ weight[outs, :, p, q].T
+                        if grad_out is not None:
+                            go = np.asarray(grad_out, np.float64)[:, outs, i, j]
+                            grad_x[:, ins, r, t] += go @ weight[outs, :, p, q]
+                            grad_w[outs, :, p, q] += go.T @ x[:, ins, r, t]
+    if bias is not None:
+        out += np.asarray(bias, np.float64)[None, :, None, None]
+    return out, grad_x, grad_w

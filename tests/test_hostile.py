@@ -97,3 +97,98 @@ def test_thread_limit_is_the_processors():
     assert cyconv.config()["thread_limit"] == _dispatch.THREAD_LIMIT >= 1
     if hasattr(os, "sched_getaffinity"):
         assert _dispatch.THREAD_LIMIT == len(os.sched_getaffinity(0))
+
+
+def _big():
+    from hypothesis import strategies as st
+    return st.one_of(st.integers(0, 3), st.sampled_from(
+        [2**k + d for k in (31, 40, 41, 50, 61, 62, 63, 64) for d in (-1, 0, 1)]))
+
+
+def test_huge_integers_are_computed_by_definition_or_refused_naming_the_parameter():
+    # strides, paddings and dilations up to 2**63 - 1 and beyond: the
+    # definition, position by position with exact integers, is the oracle
+    # (torch's own arithmetic overflows on some of these; where it computes a
+    # shape the definition also gives, its forward result must agree too)
+    from hypothesis import assume, given, settings
+    from hypothesis import strategies as st
+    import torch
+    from reference import conv2d_by_definition
+
+    @settings(max_examples=200, deadline=None)
+    @given(stride=st.tuples(_big(), _big()), padding=st.tuples(_big(), _big()),
+           dilation=st.tuples(_big(), _big()), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    def check(stride, padding, dilation, kernel):
+        stride = tuple(max(1, s) for s in stride)
+        dilation = tuple(max(1, d) for d in dilation)
+        conv = dict(stride=stride, padding=padding, dilation=dilation)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, 2, 5, 4))
+        w = rng.standard_normal((3, 2) + kernel)
+        b = rng.standard_normal(3)
+        sizes = [(n + 2 * p, d * (k - 1) + 1) for n, p, k, d in zip((5, 4), padding, kernel, dilation)]
+        if max(stride + dilation) > 2**63 - 1 or any(
+                padded > 2**63 - 1 or reach > min(padded, 2**63 - 1) for padded, reach in sizes):
+            with pytest.raises(ValueError, match=r"stride|padding|dilation|kernel"):
+                cyconv.conv2d(x, w, b, **conv)
+            return
+        out_hw = [(padded - reach) // s + 1 for (padded, reach), s in zip(sizes, stride)]
+        assume(out_hw[0] * out_hw[1] <= 400)  # the definition runs position by position
+        go = rng.standard_normal((1, 3, *out_hw))
+        expected = conv2d_by_definition(x, w, b, go, stride, ((padding[0],) * 2, (padding[1],) * 2),
+                                        dilation, 1)
+        got = (cyconv.conv2d(x, w, b, **conv), cyconv.grad.conv2d_input(x.shape, w, go, **conv),
+               cyconv.grad.conv2d_weight(x, w.shape, go, **conv))
+        for a, e in zip(got, expected):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+        try:
+            theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                                torch.from_numpy(b), **conv).numpy()
+        except (RuntimeError, ValueError, OverflowError, TypeError):
+            return
+        if list(theirs.shape[2:]) == out_hw:
+            np.testing.assert_allclose(got[0], theirs, rtol=1e-12, atol=1e-12)
+
+    check()
+
+
+@pytest.mark.parametrize("name, value", [("stride", 2**63), ("dilation", 2**63),
+                                         ("padding", 2**63), ("stride", 2**200)])
+def test_integers_beyond_int64_are_value_errors_naming_the_parameter(name, value):
+    x = np.ones((1, 1, 8, 8))
+    w = np.ones((1, 1, 3, 3))
+    g = np.ones((1, 1, 1, 1))
+    for call in (lambda: cyconv.conv2d(x, w, **{name: value}),
+                 lambda: cyconv.grad.conv2d_weight(x, w.shape, g, **{name: value}),
+                 lambda: cyconv.grad.conv2d_input(x.shape, w, g, **{name: value}),
+                 lambda: cyconv.plan(x.shape, w.shape, **{name: value})):
+        with pytest.raises(ValueError, match=name):
+            call()
+    if name != "dilation":
+        with pytest.raises(ValueError, match=name):
+            cyconv.conv_transpose2d(np.ones((1, 1, 2, 2)), w, **{name: value})
+
+
+def test_far_taps_match_torch_through_every_entry(rng):
+    import torch
+    import torch.nn.functional as F
+    x = rng.standard_normal((2, 4, 6, 5))
+    w = rng.standard_normal((6, 2, 3, 2))
+    b = rng.standard_normal(6)
+    conv = dict(stride=(2**45, 3), padding=(2**45 - 1, 2), dilation=(2**44, 1), groups=2)
+    assert cyconv.plan(x.shape, w.shape, **conv)["path"] == "far_taps"
+    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **conv)
+    np.testing.assert_allclose(cyconv.conv2d(x, w, b, **conv), expected.numpy(), rtol=1e-12)
+    layer = cyconv.Conv2d(4, 6, (3, 2), dtype=np.float64, **conv)
+    layer.load_state_dict({"weight": w, "bias": b})
+    np.testing.assert_allclose(layer(x), expected.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(layer.freeze()(x), expected.numpy(), rtol=1e-12)
+    y = rng.standard_normal((1, 4, 2, 2))
+    # (torch keeps transposed strides in 32 bits: the definition is the oracle)
+    from reference import conv2d_by_definition
+    tconv = dict(stride=(2**50, 3), padding=(2**49, 1), output_padding=(1, 0), groups=2)
+    got = cyconv.conv_transpose2d(y, w[:4], b[:4], **tconv)
+    assert got.shape == (1, 4, 4, 3)
+    _, expected, _ = conv2d_by_definition(np.zeros(got.shape), w[:4], None, y, (2**50, 3),
+                                          ((2**49,) * 2, (1, 1)), (1, 1), 2)
+    np.testing.assert_allclose(got, expected + b[:4, None, None], rtol=1e-12, atol=1e-12)

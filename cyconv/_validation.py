@@ -61,7 +61,8 @@ def as_int(value, name, minimum=None):
 
 
 def as_pair(value, name, minimum):
-    """An int or a sequence of 2 ints, as a tuple of 2 ints >= minimum."""
+    """An int or a sequence of 1 or 2 ints (as torch takes them), as a tuple of
+    2 ints >= minimum."""
     # plain ints and tuples of them (what layers pass on every call) first
     if type(value) is int and value >= minimum:
         return (value, value)
@@ -69,10 +70,11 @@ def as_pair(value, name, minimum):
             and type(value[1]) is int and value[0] >= minimum and value[1] >= minimum):
         return value
     if isinstance(value, (tuple, list)):
-        if len(value) != 2:
+        if len(value) not in (1, 2):
             raise ValueError(f"{name} must be an int or a tuple of 2 ints (h, w), "
                              f"but got {value!r} with {len(value)} elements")
-        return tuple(as_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(value))
+        pair = tuple(as_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(value))
+        return pair * 2 if len(pair) == 1 else pair
     value = as_int(value, name, minimum)
     return (value, value)
 
@@ -109,6 +111,13 @@ def as_padding(padding, kernel_hw, dilation, stride):
     return ((ph, ph), (pw, pw))
 
 
+def as_kernel_array(a, dtype):
+    """a as the kernels read it: C-contiguous, aligned, native dtype (a copy
+    only where a differs)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.aligned else a.copy()
+
+
 def as_float_operands(named_arrays):
     """Convert operands to arrays of one float dtype, as torch requires.
 
@@ -134,10 +143,15 @@ def as_float_operands(named_arrays):
         return named_arrays, dtype
     arrays = {}
     for name, value in named_arrays.items():
+        if isinstance(value, np.ma.MaskedArray):
+            raise TypeError(f"{name} is a masked array, and cyconv has no masks: fill the masked "
+                            f"values first (np.ma.filled) or pass {name}.data")
         a = np.asarray(value)
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers (float32, float64, int or bool), "
                             f"but got an array of dtype {a.dtype}")
+        if not a.dtype.isnative:  # the same values in this machine's byte order
+            a = a.astype(a.dtype.newbyteorder("="))
         if a.dtype.kind == "f" and a.dtype not in COMPUTE_DTYPE:
             raise TypeError(f"{name} has dtype {a.dtype}; cyconv computes in float16, "
                             f"float32 or float64")
@@ -167,15 +181,20 @@ def as_num_threads(num_threads, default):
     return min(num_threads, _dispatch.THREAD_LIMIT)
 
 
-def check_input_ndim(x):
+def check_input_ndim(x, name="input"):
+    """x is 3-D (C, H, W) or 4-D (N, C, H, W), or a ValueError naming it."""
     if x.ndim not in (3, 4):
-        raise ValueError(f"expected input to be 3-D (C_in, H, W) or 4-D (N, C_in, H, W), "
-                         f"but got input of shape {_shape(x)}")
+        channels = "C_out" if name == "grad_output" else "C_in"
+        raise ValueError(f"expected {name} to be 3-D ({channels}, H, W) or 4-D (N, {channels}, "
+                         f"H, W), but got {name} of shape {_shape(x)}")
 
 
 def pad_for_mode(input, pads, mode):
     """input padded on H and W by pads ((top, bottom), (left, right)) as torch's
     padding_mode 'reflect', 'replicate' or 'circular' does."""
+    if isinstance(input, np.ma.MaskedArray):
+        raise TypeError("input is a masked array, and cyconv has no masks: fill the masked "
+                        "values first (np.ma.filled) or pass input.data")
     x = np.asarray(input)
     check_input_ndim(x)
     for axis, (size, pair) in enumerate(zip(x.shape[-2:], pads)):
@@ -295,7 +314,7 @@ def _checked_bias(operands, n_out, compute, which):
     if b.shape != (n_out,):
         raise ValueError(f"expected bias to be 1-D with {n_out} elements ({which}), "
                          f"but got bias of shape {_shape(b)}")
-    return np.ascontiguousarray(b, dtype=compute)
+    return as_kernel_array(b, dtype=compute)
 
 
 def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
@@ -312,7 +331,7 @@ def prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
     if bias_array is None:
         bias_array = np.zeros(c_out, compute)
     # positional, in the fields' order: cheaper than keywords on every call
-    return Conv2dCall(np.ascontiguousarray(x, dtype=compute), np.ascontiguousarray(w, dtype=compute),
+    return Conv2dCall(as_kernel_array(x, dtype=compute), as_kernel_array(w, dtype=compute),
                       bias_array, stride, pads, dilation, groups, out_shape, dtype, unbatched,
                       num_threads, far)
 
@@ -324,13 +343,18 @@ def check_weight_ndim(w):
 
 
 def as_shape(value, name, ndims):
-    """A shape (tuple of ints >= 0) with one of the lengths in ndims."""
+    """A shape (tuple of ints >= 0) with one of the lengths in ndims, of an
+    array small enough to allocate."""
     if hasattr(value, "tolist"):  # torch.Size, NumPy arrays
         value = value.tolist()
     if not isinstance(value, (tuple, list)) or len(value) not in ndims:
         lengths = " or ".join(str(n) for n in ndims)
         raise ValueError(f"{name} must be a tuple of {lengths} ints, but got {value!r}")
-    return tuple(as_int(v, f"{name}[{i}]", 0) for i, v in enumerate(value))
+    shape = tuple(as_int(v, f"{name}[{i}]", 0) for i, v in enumerate(value))
+    if math.prod(shape) > _MAX_ELEMENTS:
+        raise ValueError(f"{name} {list(shape)} describes an array too large to allocate "
+                         f"({math.prod(shape)} values)")
+    return shape
 
 
 class Conv2dGradCall(NamedTuple):
@@ -363,7 +387,7 @@ def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, s
         operands["weight"] = weight
     operands, dtype = as_float_operands(operands)
     go = operands["grad_output"]
-    check_input_ndim(go)  # the output is NCHW / CHW like an input
+    check_input_ndim(go, "grad_output")
     if input is not None:
         x = operands["input"]
         check_input_ndim(x)
@@ -400,13 +424,13 @@ def prepare_conv2d_grad(input, input_shape, weight, weight_shape, grad_output, s
         if name not in operands:
             return None
         a = operands[name]
-        return np.ascontiguousarray(a[np.newaxis] if unbatched and name == "input" else a,
+        return as_kernel_array(a[np.newaxis] if unbatched and name == "input" else a,
                                     dtype=compute)
 
     return Conv2dGradCall(
         input=contiguous("input"), input_shape=tuple(input_shape),
         weight=contiguous("weight"), weight_shape=tuple(weight_shape),
-        grad_output=np.ascontiguousarray(go, dtype=compute),
+        grad_output=as_kernel_array(go, dtype=compute),
         stride=stride, padding=pads, dilation=dilation, groups=groups,
         result_dtype=dtype, unbatched=unbatched, num_threads=num_threads, far=far,
     )
@@ -471,8 +495,8 @@ def prepare_conv_transpose2d(input, weight, bias, stride, padding, output_paddin
     far = far_geometry(out_hw, pads, (kh, kw), stride, dilation)
     compute = COMPUTE_DTYPE[dtype]
     return Conv2dCall(
-        input=np.ascontiguousarray(x, dtype=compute),
-        weight=np.ascontiguousarray(w, dtype=compute),
+        input=as_kernel_array(x, dtype=compute),
+        weight=as_kernel_array(w, dtype=compute),
         bias=_checked_bias(operands, c_out, compute, "weight's dimension 1 x groups"),
         stride=stride, padding=pads, dilation=dilation,
         groups=groups, out_shape=out_shape, result_dtype=dtype, unbatched=unbatched,

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from . import _dispatch, _far_taps
-from ._validation import prepare_conv2d, prepare_conv_transpose2d
+from ._validation import as_kernel_array, prepare_conv2d, prepare_conv_transpose2d
 
 VERBOSE = os.environ.get("CYCONV_VERBOSE", "").strip() not in ("", "0")
 
@@ -206,7 +206,7 @@ def run_bias_grad(grad_output, num_threads):
     in float32 (float16 and float32) or float64."""
     compute = np.float64 if grad_output.dtype == np.float64 else np.float32
     n, c, h, w = grad_output.shape
-    go = np.ascontiguousarray(grad_output, dtype=compute).reshape(n, c, h * w)
+    go = as_kernel_array(grad_output, compute).reshape(n, c, h * w)
     result = _allocate((c,), compute, "bias gradient")
     if go.size == 0:
         result[...] = 0

@@ -47,7 +47,7 @@ def conv2d_bias(grad_output, *, num_threads=None):
     every axis but the channels (N, C_out, H_out, W_out) or (C_out, H_out, W_out)."""
     operands, dtype = as_float_operands({"grad_output": grad_output})
     go = operands["grad_output"]
-    check_input_ndim(go)
+    check_input_ndim(go, "grad_output")
     num_threads = as_num_threads(num_threads, _dispatch.kernel.max_threads())
     return functional.as_result(functional.run_bias_grad(go if go.ndim == 4 else go[None],
                                                        num_threads), dtype)

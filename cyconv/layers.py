@@ -1,11 +1,13 @@
 """Conv2d: a layer object like torch.nn.Conv2d, holding NumPy weights."""
 import math
+import sys
+from collections.abc import Mapping
 
 import numpy as np
 
 from . import _dispatch
-from ._validation import (PADDING_MODES, as_int, as_pair, as_padding, as_num_threads,
-                          pad_for_mode, prepare_conv2d)
+from ._validation import (PADDING_MODES, as_int, as_kernel_array, as_pair, as_padding,
+                          as_num_threads, pad_for_mode, prepare_conv2d)
 from .functional import conv2d, run_conv2d
 from .grad import conv2d_bias, conv2d_input, conv2d_weight
 
@@ -132,6 +134,9 @@ class Conv2d:
 
     def load_state_dict(self, state_dict):
         """Load weights from a state dict of arrays or torch tensors (torch.nn.Conv2d's)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of 'weight' (and 'bias') to arrays, "
+                            f"as torch's state_dict() is, but got {type(state_dict).__name__}")
         expected = set(self.state_dict())
         given = set(state_dict)
         if given != expected:
@@ -151,12 +156,21 @@ class Conv2d:
     @classmethod
     def from_torch(cls, module, *, num_threads=None):
         """A Conv2d with the configuration and weights of a torch.nn.Conv2d."""
+        torch = sys.modules.get("torch")  # a torch module means torch is imported
+        if torch is None or not isinstance(module, torch.nn.Conv2d):
+            raise TypeError(f"from_torch takes a torch.nn.Conv2d, but got "
+                            f"{type(module).__module__}.{type(module).__name__}")
         dtype = np.float64 if "float64" in str(module.weight.dtype) else np.float32
         layer = cls(module.in_channels, module.out_channels, module.kernel_size,
                     stride=module.stride, padding=module.padding, dilation=module.dilation,
                     groups=module.groups, bias=module.bias is not None,
                     padding_mode=module.padding_mode, dtype=dtype, num_threads=num_threads)
         return layer.load_state_dict(module.state_dict())
+
+    def __getstate__(self):
+        # pickle and deepcopy: the configuration and the parameters, as torch's
+        # state_dict; not the input kept for backward, nor the gradients
+        return dict(self.__dict__, _saved=None, weight_grad=None, bias_grad=None)
 
     def __repr__(self):
         return f"Conv2d({_config_repr(self)})"
@@ -203,6 +217,10 @@ class FrozenConv2d:
         as_num_threads(value, 1)  # checked now, as Conv2d checks it
         self.__dict__[name] = value
 
+    def __delattr__(self, name):
+        raise AttributeError(f"a FrozenConv2d cannot change ({name!r}); change the Conv2d "
+                             f"and freeze it again")
+
     weight = property(lambda self: self._weight, doc="The weights (read-only).")
     bias = property(lambda self: self._bias, doc="The bias (read-only), or None.")
 
@@ -216,8 +234,8 @@ class FrozenConv2d:
         if known is not None:
             call, block = known
             return run_conv2d(call, self._packed.get(block), block,
-                              np.ascontiguousarray(x[np.newaxis] if call.unbatched else x,
-                                                   dtype=call.weight.dtype),
+                              as_kernel_array(x[np.newaxis] if call.unbatched else x,
+                                              call.weight.dtype),
                               as_num_threads(self.num_threads, kernel.max_threads()))
         call = prepare_conv2d(x, self._weight, self._bias, self.stride, pads, self.dilation,
                               self.groups, self.num_threads, kernel.max_threads())

@@ -41,10 +41,10 @@ cdef void geometry_from_tuples(Geometry* geo, tuple x_shape, tuple w_shape, tupl
                  dilation_h, dilation_w, groups)
 
 
-cdef int run_forward(const floating* x, const floating* weight, const floating* bias,
+cdef Py_ssize_t run_forward(const floating* x, const floating* weight, const floating* bias,
                      const floating* prepacked, floating* out, const Geometry* geo,
                      const ForwardPlan* plan) noexcept nogil:
-    # the forward path the plan names; 0, or -1 when a buffer could not be allocated
+    # the forward path the plan names; 0, or the bytes of a buffer it could not allocate
     if plan.path == FORWARD_PLANES:
         return forward_planes(x, weight, bias, out, geo, plan)
     if plan.path == FORWARD_ROW_BANDS:
@@ -56,9 +56,9 @@ cdef int run_forward(const floating* x, const floating* weight, const floating* 
     return forward_gathered(x, weight, bias, prepacked, out, geo, plan)
 
 
-cdef int run_weight_grad(const floating* x, const floating* grad_out, floating* grad_w,
+cdef Py_ssize_t run_weight_grad(const floating* x, const floating* grad_out, floating* grad_w,
                          const Geometry* geo, const WeightGradPlan* plan) noexcept nogil:
-    # the weight-gradient path the plan names; 0, or -1 when a buffer could not be allocated
+    # the weight-gradient path the plan names; 0, or the bytes of a buffer it could not allocate
     if plan.path == WEIGHT_GRAD_PLANES:
         return weight_grad_planes(x, grad_out, grad_w, geo, plan)
     if plan.path == WEIGHT_GRAD_BANDS:
@@ -66,9 +66,10 @@ cdef int run_weight_grad(const floating* x, const floating* grad_out, floating* 
     return weight_grad_gathered(x, grad_out, grad_w, geo, plan)
 
 
-cdef int run_input_grad_flipped(const floating* grad_out, const floating* weight,
-                                const floating* bias, floating* grad_x, const Geometry* geo,
-                                const InputGradPlan* plan, int num_threads) noexcept nogil:
+cdef Py_ssize_t run_input_grad_flipped(const floating* grad_out, const floating* weight,
+                                       const floating* bias, floating* grad_x,
+                                       const Geometry* geo, const InputGradPlan* plan,
+                                       int num_threads) noexcept nogil:
     # INPUT_GRAD_FLIPPED: the flipped weight packed straight from weight, then
     # the forward path of the flipped geometry on grad_output
     cdef Geometry flipped
@@ -77,12 +78,12 @@ cdef int run_input_grad_flipped(const floating* grad_out, const floating* weight
     cdef Py_ssize_t c_in_g = geo.in_channels // geo.groups
     cdef Py_ssize_t taps = geo.kernel_h * geo.kernel_w
     cdef floating* packed
-    cdef int status
+    cdef Py_ssize_t status = 0
     flipped_geometry(geo, &flipped)
     n_blocks = ceil_div(flipped.out_channels // flipped.groups, block)
-    packed = <floating*>malloc(packed_size(&flipped, block) * sizeof(floating))
+    packed = <floating*>work_alloc(&status, False, packed_size(&flipped, block) * sizeof(floating))
     if packed == NULL:
-        return -1
+        return status
     for pack in prange(geo.groups * n_blocks, schedule='static', num_threads=num_threads):
         pack_flipped_block(weight, geo.out_channels, c_in_g, taps, geo.groups,
                            pack // n_blocks, pack % n_blocks, block, packed)
@@ -92,8 +93,9 @@ cdef int run_input_grad_flipped(const floating* grad_out, const floating* weight
     return status
 
 
-cdef raise_memory_error():
-    raise MemoryError("cyconv: could not allocate the per-thread conv2d buffers")
+cdef raise_memory_error(Py_ssize_t n_bytes, str direction, str path):
+    raise MemoryError(f"cyconv: could not allocate {n_bytes} bytes ({n_bytes / 2**20:.3g} MiB) "
+                      f"of working memory for the {direction} ({path} path)")
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,
@@ -112,7 +114,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     """
     cdef Geometry geo
     cdef ForwardPlan plan
-    cdef int status
+    cdef Py_ssize_t status
     cdef const floating[::1] packed_view
     cdef const floating* prepacked = NULL
     set_geometry(&geo, x.shape, weight.shape, out.shape,
@@ -133,7 +135,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         status = run_forward(&x[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0], prepacked,
                              &out[0, 0, 0, 0], &geo, &plan)
     if status != 0:
-        raise_memory_error()
+        raise_memory_error(status, "forward convolution", FORWARD_PATH_NAMES[plan.path])
     return FORWARD_PATH_NAMES[plan.path], plan.n_threads
 
 
@@ -149,7 +151,7 @@ def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :
     phase of the stride (cyconv.functional.run_input_grad)."""
     cdef Geometry geo
     cdef InputGradPlan plan
-    cdef int status = 0
+    cdef Py_ssize_t status = 0
     set_geometry(&geo, grad_x.shape, weight.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     plan_input_grad(&geo, sizeof(floating), num_threads, True, &plan)
@@ -163,7 +165,7 @@ def conv2d_input_grad(const floating[:, :, :, ::1] grad_out, const floating[:, :
             status = run_input_grad_flipped(&grad_out[0, 0, 0, 0], &weight[0, 0, 0, 0], &bias[0],
                                             &grad_x[0, 0, 0, 0], &geo, &plan, num_threads)
     if status != 0:
-        raise_memory_error()
+        raise_memory_error(status, "input gradient", INPUT_GRAD_PATH_NAMES[plan.path])
     return INPUT_GRAD_PATH_NAMES[plan.path], plan.n_threads
 
 
@@ -177,7 +179,7 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
     path's name, its threads)."""
     cdef Geometry geo
     cdef WeightGradPlan plan
-    cdef int status
+    cdef Py_ssize_t status
     set_geometry(&geo, x.shape, grad_w.shape, grad_out.shape,
                  stride_h, stride_w, pad_top, pad_left, dilation_h, dilation_w, groups)
     plan_weight_grad(&geo, sizeof(floating), num_threads, True, &plan)
@@ -192,7 +194,7 @@ def conv2d_weight_grad(const floating[:, :, :, ::1] x, const floating[:, :, :, :
             status = run_weight_grad(&x[0, 0, 0, 0], &grad_out[0, 0, 0, 0],
                                      &grad_w[0, 0, 0, 0], &geo, &plan)
     if status != 0:
-        raise_memory_error()
+        raise_memory_error(status, "weight gradient", WEIGHT_GRAD_PATH_NAMES[plan.path])
     return WEIGHT_GRAD_PATH_NAMES[plan.path], plan.n_threads
 
 

@@ -56,10 +56,10 @@ cdef void store_band_tiles(const floating* acc, const Geometry* geo, Py_ssize_t 
                 dst[q * plane + v] = src[v * L + q] + bias_q
 
 
-cdef int forward_bands(const floating* x, const floating* weight, const floating* bias,
+cdef Py_ssize_t forward_bands(const floating* x, const floating* weight, const floating* bias,
                        const floating* prepacked, floating* out, const Geometry* geo,
                        const ForwardPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.  prepacked: the
+    # Returns 0, or the bytes of a buffer it could not allocate.  prepacked: the
     # weights packed in blocks of LANES, or NULL to pack them here.
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
@@ -95,17 +95,17 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     cdef bint* runs  # per tile: positions one after the other
     cdef floating* band
     cdef floating* acc
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
 
     if packed == NULL and not own_packing:
-        owned = <floating*>malloc(geo.groups * n_blocks * depth * L * sizeof(floating))
+        owned = <floating*>work_alloc(failed_flag, False, geo.groups * n_blocks * depth * L * sizeof(floating))
         packed = owned
     if prepadded:
-        padded = <floating*>malloc(geo.batch * geo.in_channels * full_chan * sizeof(floating))
-    offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
-    positions = <Py_ssize_t*>malloc(pos_cap * sizeof(Py_ssize_t))
-    runs = <bint*>malloc(tiles_cap * sizeof(bint))
+        padded = <floating*>work_alloc(failed_flag, False, geo.batch * geo.in_channels * full_chan * sizeof(floating))
+    offsets = <Py_ssize_t*>work_alloc(failed_flag, False, slice_c * taps * sizeof(Py_ssize_t))
+    positions = <Py_ssize_t*>work_alloc(failed_flag, False, pos_cap * sizeof(Py_ssize_t))
+    runs = <bint*>work_alloc(failed_flag, False, tiles_cap * sizeof(bint))
     if ((packed == NULL and not own_packing) or (padded == NULL and prepadded)
             or offsets == NULL or positions == NULL or runs == NULL):
         free(owned)
@@ -113,7 +113,7 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
         free(offsets)
         free(positions)
         free(runs)
-        return -1
+        return failed
     band_offsets(geo, slice_c, full_chan if prepadded else chan, band_w, offsets)
     for v in range(pos_cap):
         k = min(v, rows * geo.out_w - 1)
@@ -132,16 +132,12 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
                 pack_weight_block(weight, geo, pack // n_blocks, pack % n_blocks, L, owned)
         slice_w = NULL
         if own_packing:
-            slice_w = <floating*>cyconv_aligned_alloc(blocks_per_item * slice_c * taps * L
+            slice_w = <floating*>work_alloc(failed_flag, True, blocks_per_item * slice_c * taps * L
                                                       * sizeof(floating))
-            if slice_w == NULL:
-                failed_flag[0] = 1
         band = NULL
         if not prepadded:
-            band = <floating*>cyconv_aligned_alloc(units * slice_c * chan * sizeof(floating))
-        acc = <floating*>cyconv_aligned_alloc(units * blocks_per_item * pos_cap * L * sizeof(floating))
-        if (band == NULL and not prepadded) or acc == NULL:
-            failed_flag[0] = 1
+            band = <floating*>work_alloc(failed_flag, True, units * slice_c * chan * sizeof(floating))
+        acc = <floating*>work_alloc(failed_flag, True, units * blocks_per_item * pos_cap * L * sizeof(floating))
         for item in prange(plan.n_items, schedule='static'):
             if (band == NULL and not prepadded) or acc == NULL or (own_packing and slice_w == NULL):
                 continue
@@ -212,4 +208,4 @@ cdef int forward_bands(const floating* x, const floating* weight, const floating
     free(offsets)
     free(positions)
     free(runs)
-    return -1 if failed else 0
+    return failed

@@ -13,10 +13,10 @@
 # padding (plan.reads_in_place) reads tiles within one image in place.
 
 
-cdef int forward_gathered(const floating* x, const floating* weight, const floating* bias,
+cdef Py_ssize_t forward_gathered(const floating* x, const floating* weight, const floating* bias,
                           const floating* prepacked, floating* out, const Geometry* geo,
                           const ForwardPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.  prepacked: the
+    # Returns 0, or the bytes of a buffer it could not allocate.  prepacked: the
     # weights packed in blocks of OC_BLOCK, or NULL to pack them here.
     cdef Py_ssize_t pos_block = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -44,26 +44,24 @@ cdef int forward_gathered(const floating* x, const floating* weight, const float
     cdef Py_ssize_t* segments
     cdef const floating** in_place
     cdef const floating* src
-    cdef int failed = 0
-    cdef int* failed_flag = &failed  # shared: written through a pointer in the parallel block
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed  # shared: written through a pointer in the parallel block
 
     if packed == NULL:
-        owned = <floating*>malloc(geo.groups * n_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
+        owned = <floating*>work_alloc(failed_flag, False, geo.groups * n_blocks * depth * CYCONV_OC_BLOCK * sizeof(floating))
         packed = owned
         if packed == NULL:
-            return -1
+            return failed
     with parallel(num_threads=plan.n_threads):
         if owned != NULL:
             for pack in prange(geo.groups * n_blocks, schedule='static'):
                 pack_weight_block(weight, geo, pack // n_blocks, pack % n_blocks,
                                   CYCONV_OC_BLOCK, owned)
 
-        buf = <floating*>cyconv_aligned_alloc(slice_c * taps * chunk_width * sizeof(floating))
-        acc = <floating*>malloc(item_channels * chunk_width * sizeof(floating))
-        segments = <Py_ssize_t*>malloc(5 * chunk_width * sizeof(Py_ssize_t))
-        in_place = <const floating**>malloc(TILES_PER_CHUNK * sizeof(floating*))
-        if buf == NULL or acc == NULL or segments == NULL or in_place == NULL:
-            failed_flag[0] = 1
+        buf = <floating*>work_alloc(failed_flag, True, slice_c * taps * chunk_width * sizeof(floating))
+        acc = <floating*>work_alloc(failed_flag, False, item_channels * chunk_width * sizeof(floating))
+        segments = <Py_ssize_t*>work_alloc(failed_flag, False, 5 * chunk_width * sizeof(Py_ssize_t))
+        in_place = <const floating**>work_alloc(failed_flag, False, TILES_PER_CHUNK * sizeof(floating*))
         for item in prange(plan.n_items, schedule='static'):
             if buf == NULL or acc == NULL or segments == NULL or in_place == NULL:
                 continue
@@ -129,4 +127,4 @@ cdef int forward_gathered(const floating* x, const floating* weight, const float
         free(segments)
         free(in_place)
     free(owned)
-    return -1 if failed else 0
+    return failed

@@ -6,10 +6,10 @@
 # consecutive positions, accumulated in the item's acc[channel][position].
 
 
-cdef int forward_narrow(const floating* x, const floating* weight, const floating* bias,
+cdef Py_ssize_t forward_narrow(const floating* x, const floating* weight, const floating* bias,
                         const floating* prepacked, floating* out, const Geometry* geo,
                         const ForwardPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.  prepacked: the
+    # Returns 0, or the bytes of a buffer it could not allocate.  prepacked: the
     # weights packed in blocks of OC_BLOCK, or NULL to pack them here.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
@@ -35,26 +35,24 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
     cdef floating* acc
     cdef floating* dst
     cdef const floating* src
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
 
     if packed == NULL:
-        owned = <floating*>malloc(geo.groups * n_blocks * depth * OB * sizeof(floating))
+        owned = <floating*>work_alloc(failed_flag, False, geo.groups * n_blocks * depth * OB * sizeof(floating))
         packed = owned
-    offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
+    offsets = <Py_ssize_t*>work_alloc(failed_flag, False, slice_c * taps * sizeof(Py_ssize_t))
     if packed == NULL or offsets == NULL:
         free(owned)
         free(offsets)
-        return -1
+        return failed
     band_offsets(geo, slice_c, chan, band_w, offsets)
     with parallel(num_threads=plan.n_threads):
         if owned != NULL:
             for pack in prange(geo.groups * n_blocks, schedule='static'):
                 pack_weight_block(weight, geo, pack // n_blocks, pack % n_blocks, OB, owned)
-        band = <floating*>cyconv_aligned_alloc(slice_c * chan * sizeof(floating))
-        acc = <floating*>cyconv_aligned_alloc(blocks_per_item * OB * pos_cap * sizeof(floating))
-        if band == NULL or acc == NULL:
-            failed_flag[0] = 1
+        band = <floating*>work_alloc(failed_flag, True, slice_c * chan * sizeof(floating))
+        acc = <floating*>work_alloc(failed_flag, True, blocks_per_item * OB * pos_cap * sizeof(floating))
         for item in prange(plan.n_items, schedule='static'):
             if band == NULL or acc == NULL:
                 continue
@@ -91,4 +89,4 @@ cdef int forward_narrow(const floating* x, const floating* weight, const floatin
         cyconv_aligned_free(acc)
     free(owned)
     free(offsets)
-    return -1 if failed else 0
+    return failed

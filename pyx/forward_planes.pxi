@@ -42,7 +42,7 @@ cdef void strided_rows(const floating* x, const floating* weight, floating bias,
                         dst[q] += wv * row[iw0 + q * geo.stride_w]
 
 
-cdef int forward_planes(const floating* x, const floating* weight, const floating* bias,
+cdef Py_ssize_t forward_planes(const floating* x, const floating* weight, const floating* bias,
                         floating* out, const Geometry* geo, const ForwardPlan* plan) noexcept nogil:
     # An item is one output plane.  At stride 1 a slice of the group's input
     # planes is zero-padded (ph x pw each, one after another); output (oh, ow)
@@ -51,8 +51,8 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
     # all the slice's taps in registers (mk_1_pos_shifts; the columns past
     # out_w are computed and dropped).  Consecutive planes of a thread share
     # the padded input while it is one slice of one group of one image.  Other
-    # strides take strided_rows.  Returns 0, or -1 when a buffer could not be
-    # allocated.
+    # strides take strided_rows.  Returns 0, or the bytes of a buffer it could
+    # not allocate.
     cdef bint flat = geo.stride_h == 1 and geo.stride_w == 1
     cdef Py_ssize_t C = CYCONV_PLANE_CHUNK_F32 if floating is float else CYCONV_PLANE_CHUNK_F64
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -69,12 +69,12 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
     cdef floating* padded
     cdef floating* acc
     cdef const floating* src
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
     if flat:
-        offsets = <Py_ssize_t*>malloc(slice_c * taps * sizeof(Py_ssize_t))
+        offsets = <Py_ssize_t*>work_alloc(failed_flag, False, slice_c * taps * sizeof(Py_ssize_t))
         if offsets == NULL:
-            return -1
+            return failed
         band_offsets(geo, slice_c, ph * pw, pw, offsets)
     with parallel(num_threads=plan.n_threads):
         padded = NULL  # thread-private: set here, not before the block
@@ -82,12 +82,11 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
         padded_for = NULL
         if flat:
             # the last chunk reads up to C - 1 values past the last plane
-            padded = <floating*>cyconv_aligned_alloc((slice_c * ph * pw + C) * sizeof(floating))
-            acc = <floating*>cyconv_aligned_alloc(n_chunks * C * sizeof(floating))
-            padded_for = <Py_ssize_t*>malloc(sizeof(Py_ssize_t))
-            if padded == NULL or acc == NULL or padded_for == NULL:
-                failed_flag[0] = 1
-            else:  # the zeros (padding and tail) once; pad_plane keeps them
+            padded = <floating*>work_alloc(failed_flag, True, (slice_c * ph * pw + C) * sizeof(floating))
+            acc = <floating*>work_alloc(failed_flag, True, n_chunks * C * sizeof(floating))
+            padded_for = <Py_ssize_t*>work_alloc(failed_flag, False, sizeof(Py_ssize_t))
+            if padded != NULL and acc != NULL and padded_for != NULL:
+                # the zeros (padding and tail) once; pad_plane keeps them
                 fill_zero(padded, slice_c * ph * pw + C)
                 padded_for[0] = -1
         for plane in prange(plan.n_items, schedule='static'):
@@ -122,4 +121,4 @@ cdef int forward_planes(const floating* x, const floating* weight, const floatin
         cyconv_aligned_free(acc)
         free(padded_for)
     free(offsets)
-    return -1 if failed else 0
+    return failed

@@ -13,10 +13,10 @@
 # a partial tile or a partial channel block goes through a small buffer.
 
 
-cdef int forward_pointwise(const floating* x, const floating* weight, const floating* bias,
+cdef Py_ssize_t forward_pointwise(const floating* x, const floating* weight, const floating* bias,
                            const floating* prepacked, floating* out, const Geometry* geo,
                            const ForwardPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.  prepacked: the
+    # Returns 0, or the bytes of a buffer it could not allocate.  prepacked: the
     # weights packed in blocks of OC_BLOCK, or NULL to pack them here.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
@@ -41,23 +41,21 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
     cdef Py_ssize_t ldx
     cdef floating* edge  # a partial tile, then the bias as a tile
     cdef floating* bias_tile
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
     if packed == NULL:
-        owned = <floating*>malloc(geo.groups * n_blocks * cin_g * OB * sizeof(floating))
+        owned = <floating*>work_alloc(failed_flag, False, geo.groups * n_blocks * cin_g * OB * sizeof(floating))
         packed = owned
         if packed == NULL:
-            return -1
+            return failed
     with parallel(num_threads=plan.n_threads):
         if owned != NULL:
             for pack in prange(geo.groups * n_blocks, schedule='static'):
                 pack_weight_block(weight, geo, pack // n_blocks, pack % n_blocks, OB, owned)
-        x_tiles = <floating*>cyconv_aligned_alloc(ceil_div(n_tiles_all, n_chunks) * P * cin_g
+        x_tiles = <floating*>work_alloc(failed_flag, True, ceil_div(n_tiles_all, n_chunks) * P * cin_g
                                                   * sizeof(floating))
-        edge = <floating*>cyconv_aligned_alloc(2 * OB * P * sizeof(floating))
+        edge = <floating*>work_alloc(failed_flag, True, 2 * OB * P * sizeof(floating))
         bias_tile = edge + OB * P
-        if x_tiles == NULL or edge == NULL:
-            failed_flag[0] = 1
         for item in prange(plan.n_items, schedule='static'):
             if x_tiles == NULL or edge == NULL:
                 continue
@@ -121,4 +119,4 @@ cdef int forward_pointwise(const floating* x, const floating* weight, const floa
         cyconv_aligned_free(x_tiles)
         cyconv_aligned_free(edge)
     free(owned)
-    return -1 if failed else 0
+    return failed

@@ -37,6 +37,16 @@ cdef inline void valid_columns(Py_ssize_t iw0, Py_ssize_t stride, Py_ssize_t in_
     hi[0] = max(lo[0], min(b, length))
 
 
+cdef void* work_alloc(Py_ssize_t* failed, bint aligned, size_t n_bytes) noexcept nogil:
+    # A buffer of n_bytes, 64-byte aligned (freed by cyconv_aligned_free) or
+    # not (freed by free).  NULL when there is no memory for it: *failed then
+    # holds n_bytes, which the entry point names in its MemoryError.
+    cdef void* p = cyconv_aligned_alloc(n_bytes) if aligned else malloc(max(n_bytes, <size_t>1))
+    if p == NULL:
+        failed[0] = <Py_ssize_t>n_bytes
+    return p
+
+
 cdef inline void prefetch_run(const void* start, Py_ssize_t n_bytes) noexcept nogil:
     # asks for every cache line of the n_bytes from start.  Inline: gcc deletes
     # calls of a function that does nothing but prefetch, as if it had no effect.

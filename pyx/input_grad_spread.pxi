@@ -47,10 +47,10 @@ cdef void spread_rows(const floating* block, Py_ssize_t ldb, Py_ssize_t m0, Py_s
                     dst[q * sw] += src[q]
 
 
-cdef int input_grad_spread(const floating* grad_out, const floating* weight, const floating* bias,
+cdef Py_ssize_t input_grad_spread(const floating* grad_out, const floating* weight, const floating* bias,
                            floating* dx, const Geometry* geo, const InputGradPlan* plan) noexcept nogil:
     # dx = bias + the input gradient of conv2d for geometry geo (whose input is
-    # dx) and its weight.  Returns 0, or -1 when a buffer could not be allocated.
+    # dx) and its weight.  Returns 0, or the bytes of a buffer it could not allocate.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -78,12 +78,12 @@ cdef int input_grad_spread(const floating* grad_out, const floating* weight, con
     cdef Py_ssize_t* segments
     cdef floating* dx_image
     cdef floating* dst
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
     if not own_packing:
-        packed = <floating*>malloc(geo.groups * n_slices * slice_blocks * cout_g * OB * sizeof(floating))
+        packed = <floating*>work_alloc(failed_flag, False, geo.groups * n_slices * slice_blocks * cout_g * OB * sizeof(floating))
         if packed == NULL:
-            return -1
+            return failed
     with parallel(num_threads=plan.n_threads):
         for pack in prange(0 if own_packing else geo.groups * n_o_runs, schedule='static'):
             group = pack // n_o_runs
@@ -92,15 +92,13 @@ cdef int input_grad_spread(const floating* grad_out, const floating* weight, con
                 pack_spread_blocks(weight, geo, group, slice_c, sl, 0, slice_blocks,
                                    o0, min(cout_g, o0 + SPREAD_PACK_CHANNELS),
                                    packed + (group * n_slices + sl) * slice_blocks * cout_g * OB)
-        go_tiles = <floating*>cyconv_aligned_alloc(chunk * cout_g * sizeof(floating))
-        block = <floating*>cyconv_aligned_alloc(OB * (chunk + P) * sizeof(floating))
-        segments = <Py_ssize_t*>malloc(5 * chunk * sizeof(Py_ssize_t))
+        go_tiles = <floating*>work_alloc(failed_flag, True, chunk * cout_g * sizeof(floating))
+        block = <floating*>work_alloc(failed_flag, True, OB * (chunk + P) * sizeof(floating))
+        segments = <Py_ssize_t*>work_alloc(failed_flag, False, 5 * chunk * sizeof(Py_ssize_t))
         own = NULL
         if own_packing:
-            own = <floating*>cyconv_aligned_alloc(SPREAD_PACK_BLOCKS * cout_g * OB * sizeof(floating))
-        if go_tiles == NULL or block == NULL or segments == NULL or (own_packing and own == NULL):
-            failed_flag[0] = 1
-        else:
+            own = <floating*>work_alloc(failed_flag, True, SPREAD_PACK_BLOCKS * cout_g * OB * sizeof(floating))
+        if block != NULL:
             zero_tile = block + OB * chunk
             fill_zero(zero_tile, OB * P)
         for item in prange(plan.n_items, schedule='static'):
@@ -161,4 +159,4 @@ cdef int input_grad_spread(const floating* grad_out, const floating* weight, con
         cyconv_aligned_free(own)
         free(segments)
     free(packed)
-    return -1 if failed else 0
+    return failed

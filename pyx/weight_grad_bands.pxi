@@ -12,9 +12,9 @@
 # summed in order: no write races, and the order does not depend on the threads.
 
 
-cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating* grad_w,
+cdef Py_ssize_t weight_grad_bands(const floating* x, const floating* grad_out, floating* grad_w,
                            const Geometry* geo, const WeightGradPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.
+    # Returns 0, or the bytes of a buffer it could not allocate.
     cdef Py_ssize_t L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
     cdef Py_ssize_t TB = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -39,23 +39,21 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
     cdef floating* go_t
     cdef floating* acc
     cdef floating* dst
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
     # the taps of a band; a last, partial tap block also reads channels past
     # the band's (their sums land past the range's taps and are never stored)
-    offsets = <Py_ssize_t*>malloc((band_c * taps + TB) * sizeof(Py_ssize_t))
+    offsets = <Py_ssize_t*>work_alloc(failed_flag, False, (band_c * taps + TB) * sizeof(Py_ssize_t))
     if offsets == NULL:
-        return -1
+        return failed
     band_offsets(geo, band_c, chan, band_w, offsets)
     for t in range(TB):
         offsets[band_c * taps + t] = 0
     with parallel(num_threads=plan.n_threads):
-        band = <floating*>cyconv_aligned_alloc(band_c * chan * sizeof(floating))
-        go_t = <floating*>cyconv_aligned_alloc(n_v_cap * L * sizeof(floating))
-        acc = <floating*>cyconv_aligned_alloc((range_c * taps + TB) * L * sizeof(floating))
-        if band == NULL or go_t == NULL or acc == NULL:
-            failed_flag[0] = 1
-        else:
+        band = <floating*>work_alloc(failed_flag, True, band_c * chan * sizeof(floating))
+        go_t = <floating*>work_alloc(failed_flag, True, n_v_cap * L * sizeof(floating))
+        acc = <floating*>work_alloc(failed_flag, True, (range_c * taps + TB) * L * sizeof(floating))
+        if band != NULL:
             fill_zero(band, band_c * chan)  # what a partial tap block may read is defined
         for item in prange(plan.n_items, schedule='static'):
             if band == NULL or go_t == NULL or acc == NULL:
@@ -99,4 +97,4 @@ cdef int weight_grad_bands(const floating* x, const floating* grad_out, floating
         cyconv_aligned_free(go_t)
         cyconv_aligned_free(acc)
     free(offsets)
-    return -1 if failed else 0
+    return failed

@@ -14,9 +14,9 @@
 # thread count.
 
 
-cdef int weight_grad_gathered(const floating* x, const floating* grad_out, floating* grad_w,
+cdef Py_ssize_t weight_grad_gathered(const floating* x, const floating* grad_out, floating* grad_w,
                               const Geometry* geo, const WeightGradPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.
+    # Returns 0, or the bytes of a buffer it could not allocate.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
     cdef Py_ssize_t depth = (geo.in_channels // geo.groups) * geo.kernel_h * geo.kernel_w
@@ -40,19 +40,17 @@ cdef int weight_grad_gathered(const floating* x, const floating* grad_out, float
     cdef floating* packed
     cdef floating* acc
     cdef Py_ssize_t* segments
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
     if n_slices > 1:
-        partials = <floating*>malloc(n_slices * weight_size * sizeof(floating))
+        partials = <floating*>work_alloc(failed_flag, False, n_slices * weight_size * sizeof(floating))
         if partials == NULL:
-            return -1
+            return failed
     with parallel(num_threads=plan.n_threads):
-        patches = <floating*>cyconv_aligned_alloc(taps_per_item * chunk * P * sizeof(floating))
-        packed = <floating*>cyconv_aligned_alloc(blocks_per_item * chunk * CYCONV_OC_BLOCK * sizeof(floating))
-        acc = <floating*>malloc(blocks_per_item * CYCONV_OC_BLOCK * ldc * sizeof(floating))
-        segments = <Py_ssize_t*>malloc(5 * chunk * sizeof(Py_ssize_t))
-        if patches == NULL or packed == NULL or acc == NULL or segments == NULL:
-            failed_flag[0] = 1
+        patches = <floating*>work_alloc(failed_flag, True, taps_per_item * chunk * P * sizeof(floating))
+        packed = <floating*>work_alloc(failed_flag, True, blocks_per_item * chunk * CYCONV_OC_BLOCK * sizeof(floating))
+        acc = <floating*>work_alloc(failed_flag, False, blocks_per_item * CYCONV_OC_BLOCK * ldc * sizeof(floating))
+        segments = <Py_ssize_t*>work_alloc(failed_flag, False, 5 * chunk * sizeof(Py_ssize_t))
         for item in prange(plan.n_items, schedule='static'):
             if patches == NULL or packed == NULL or acc == NULL or segments == NULL:
                 continue
@@ -98,4 +96,4 @@ cdef int weight_grad_gathered(const floating* x, const floating* grad_out, float
         free(acc)
         free(segments)
     free(partials)
-    return -1 if failed else 0
+    return failed

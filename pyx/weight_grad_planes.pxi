@@ -9,9 +9,9 @@
 # channel: it owns its gradient and sums images in order.
 
 
-cdef int weight_grad_planes(const floating* x, const floating* grad_out, floating* grad_w,
+cdef Py_ssize_t weight_grad_planes(const floating* x, const floating* grad_out, floating* grad_w,
                             const Geometry* geo, const WeightGradPlan* plan) noexcept nogil:
-    # Returns 0, or -1 when a buffer could not be allocated.
+    # Returns 0, or the bytes of a buffer it could not allocate.
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
     cdef Py_ssize_t taps = geo.kernel_h * geo.kernel_w
@@ -25,15 +25,13 @@ cdef int weight_grad_planes(const floating* x, const floating* grad_out, floatin
     cdef floating* spread
     cdef floating* acc
     cdef const floating* src
-    cdef int failed = 0
-    cdef int* failed_flag = &failed
+    cdef Py_ssize_t failed = 0
+    cdef Py_ssize_t* failed_flag = &failed
     with parallel(num_threads=plan.n_threads):
-        padded = <floating*>cyconv_aligned_alloc(ph * pw * sizeof(floating))
-        spread = <floating*>cyconv_aligned_alloc(geo.out_h * pw * sizeof(floating))
-        acc = <floating*>malloc((cin_g * taps + 4) * sizeof(floating))
-        shifts = <Py_ssize_t*>malloc(4 * sizeof(Py_ssize_t))
-        if padded == NULL or spread == NULL or acc == NULL or shifts == NULL:
-            failed_flag[0] = 1
+        padded = <floating*>work_alloc(failed_flag, True, ph * pw * sizeof(floating))
+        spread = <floating*>work_alloc(failed_flag, True, geo.out_h * pw * sizeof(floating))
+        acc = <floating*>work_alloc(failed_flag, False, (cin_g * taps + 4) * sizeof(floating))
+        shifts = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * sizeof(Py_ssize_t))
         for oc in prange(plan.n_items, schedule='static'):
             if padded == NULL or spread == NULL or acc == NULL or shifts == NULL:
                 continue
@@ -62,4 +60,4 @@ cdef int weight_grad_planes(const floating* x, const floating* grad_out, floatin
         cyconv_aligned_free(spread)
         free(acc)
         free(shifts)
-    return -1 if failed else 0
+    return failed

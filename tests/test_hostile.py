@@ -192,3 +192,142 @@ def test_far_taps_match_torch_through_every_entry(rng):
     _, expected, _ = conv2d_by_definition(np.zeros(got.shape), w[:4], None, y, (2**50, 3),
                                           ((2**49,) * 2, (1, 1)), (1, 1), 2)
     np.testing.assert_allclose(got, expected + b[:4, None, None], rtol=1e-12, atol=1e-12)
+
+
+def test_shape_errors_name_the_argument():
+    g = np.ones((1, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"expected grad_output to be 3-D \(C_out, H, W\) or 4-D"):
+        cyconv.grad.conv2d_bias(g[0, 0])
+    with pytest.raises(ValueError, match=r"expected grad_output to be 3-D"):
+        cyconv.grad.conv2d_input((1, 2, 6, 6), np.ones((3, 2, 3, 3)), np.ones((1, 1, 3, 4, 4)))
+    with pytest.raises(ValueError, match=r"input_size \[1, 1, 1099511627776, 1099511627776\] "
+                                         r"describes an array too large"):
+        cyconv.grad.conv2d_input((1, 1, 2**40, 2**40), np.ones((1, 1, 3, 3)), np.ones((1, 1, 3, 3)))
+    with pytest.raises(ValueError, match=r"weight_size .* too large"):
+        cyconv.grad.conv2d_weight(np.ones((1, 1, 5, 5)), (2**40, 2**40, 1, 1), np.ones((1, 1, 5, 5)))
+
+
+def test_results_too_large_for_memory_are_memory_errors_naming_the_array():
+    w = np.ones((1, 1, 1, 1), np.float32)
+    with pytest.raises(MemoryError, match=r"cannot allocate the output of shape .* GiB"):
+        cyconv.conv_transpose2d(np.ones((1, 1, 2, 2), np.float32), w, stride=(2**35, 1))
+    with pytest.raises(MemoryError, match=r"cannot allocate the input gradient of shape .* GiB"):
+        cyconv.grad.conv2d_input((1, 1, 2**26, 2**26), w, np.ones((1, 1, 2**26, 1), np.float32),
+                                 stride=(1, 2**26))
+
+
+WORKING_MEMORY = r"""
+import resource, numpy as np, cyconv
+w = np.ones((512, 512, 3, 3), np.float32)    # 9 MiB, packed again for the spread kernel
+go = np.ones((2, 512, 2, 2), np.float32)
+cyconv.grad.conv2d_input((2, 8, 4, 4), w[:8, :8], go[:, :8], stride=2, padding=1, num_threads=1)
+pages = int(open("/proc/self/statm").read().split()[0])
+limit = pages * resource.getpagesize() + 4 * 2**20   # address space for little more
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    cyconv.grad.conv2d_input((2, 512, 4, 4), w, go, stride=2, padding=1, num_threads=1)
+except MemoryError as e:
+    print(e)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads /proc")
+def test_working_memory_that_cannot_be_had_is_a_memory_error_with_its_size():
+    r = _python(WORKING_MEMORY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "could not allocate 9437184 bytes (9 MiB) of working memory for the input " \
+           "gradient (spread path)" in r.stdout, r.stdout
+
+
+def test_from_torch_takes_only_a_conv2d():
+    import torch
+    with pytest.raises(TypeError, match=r"from_torch takes a torch.nn.Conv2d, but got "
+                                        r"torch.nn.modules.conv.ConvTranspose2d"):
+        cyconv.Conv2d.from_torch(torch.nn.ConvTranspose2d(4, 4, 3))
+    with pytest.raises(TypeError, match=r"but got torch.nn.modules.conv.Conv1d"):
+        cyconv.Conv2d.from_torch(torch.nn.Conv1d(4, 4, 3))
+    with pytest.raises(TypeError, match=r"but got builtins.dict"):
+        cyconv.Conv2d.from_torch({"weight": 1})
+    layer = cyconv.Conv2d.from_torch(torch.nn.Conv2d(4, 6, 3))  # and a subclass of it
+    import cyconv.torch as ct
+    assert cyconv.Conv2d.from_torch(ct.Conv2d(4, 6, 3)).weight.shape == layer.weight.shape
+
+
+def test_load_state_dict_wants_a_mapping():
+    layer = cyconv.Conv2d(2, 3, 3)
+    with pytest.raises(TypeError, match=r"state_dict must be a mapping .* but got list"):
+        layer.load_state_dict([np.ones((3, 2, 3, 3))])
+
+
+def test_a_frozen_layers_configuration_cannot_be_deleted_or_changed():
+    frozen = cyconv.Conv2d(2, 3, 3).freeze()
+    for name in ("stride", "weight", "_weight", "num_threads"):
+        with pytest.raises(AttributeError, match="cannot change"):
+            delattr(frozen, name)
+    with pytest.raises(AttributeError, match="cannot change"):
+        frozen.stride = 2
+    assert frozen.stride == (1, 1)
+
+
+def test_pickles_and_copies_hold_the_configuration_and_parameters_only():
+    import copy
+    import pickle
+    layer = cyconv.Conv2d(4, 8, 3, padding=1, rng=0)
+    x = np.ones((16, 4, 64, 64), np.float32)  # 1 MiB, kept for backward
+    layer.backward(layer(x))
+    assert layer._saved is not None and layer.weight_grad is not None
+    data = pickle.dumps(layer)
+    assert len(data) < 10_000, len(data)
+    for other in (pickle.loads(data), copy.deepcopy(layer)):
+        assert other._saved is None and other.weight_grad is None and other.bias_grad is None
+        np.testing.assert_array_equal(other.weight, layer.weight)
+        np.testing.assert_array_equal(other(x), layer(x))
+        assert other.training and repr(other) == repr(layer)
+    assert layer.weight_grad is not None  # the original keeps its state
+
+
+HOSTILE = [0, 1, 2, -1, True, None, 1.0, 2.5, np.int64(2), np.float32(1), "1", "same", "valid",
+           (1,), (1, 2), (1, 2, 3), [2, 1], ((1, 0), (0, 1)), ((1,), (2,)), ((-1, 0), (0, 0)),
+           (2**70, 1), object(), np.array([1, 2]), float("nan")]
+
+
+def test_any_argument_value_gives_torchs_result_or_a_clear_error():
+    # every public entry point with hostile parameter values: a result equal to
+    # torch's, or a TypeError / ValueError naming the parameter; never another
+    # exception, a crash or a hang
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    import torch
+    import torch.nn.functional as F
+
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 5))
+    w = np.random.default_rng(1).standard_normal((4, 2, 3, 2))
+    names = ("stride", "padding", "dilation", "groups", "num_threads")
+
+    @settings(max_examples=300, deadline=None)
+    @given(values=st.fixed_dictionaries({n: st.sampled_from(HOSTILE) for n in names}),
+           present=st.sets(st.sampled_from(names)))
+    def check(values, present):
+        kw = {n: values[n] for n in present}
+        torch_kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items()
+                    if k != "num_threads"}
+        pairs = isinstance(kw.get("padding"), tuple) and any(
+            isinstance(p, tuple) for p in kw["padding"])  # cyconv's asymmetric form; torch has none
+
+        def torch_conv():
+            return F.conv2d(torch.from_numpy(x), torch.from_numpy(w), **torch_kw).numpy()
+        try:
+            got = cyconv.conv2d(x, w, **kw)
+        except (TypeError, ValueError) as e:
+            assert any(n in str(e) for n in names + ("kernel", "input", "weight", "output")), e
+            if not pairs and "num_threads" not in str(e):
+                with pytest.raises(Exception):  # what cyconv refuses, torch refuses too
+                    torch_conv()
+            return
+        if not pairs:
+            np.testing.assert_allclose(got, torch_conv(), rtol=1e-12, atol=1e-12)
+        go = np.ones_like(got)
+        cyconv.grad.conv2d_input(x.shape, w, go, **kw)
+        cyconv.grad.conv2d_weight(x, w.shape, go, **kw)
+
+    check()

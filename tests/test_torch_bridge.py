@@ -123,3 +123,46 @@ def test_double_backward_is_refused():
     (g,) = torch.autograd.grad((ct.conv2d(x, w) ** 2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match=r"marked with @once_differentiable"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("x_last, w_last", [(True, False), (False, True), (True, True)])
+def test_channels_last_operands_give_torchs_memory_formats(x_last, w_last):
+    cl = torch.channels_last
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    if x_last:
+        x = x.contiguous(memory_format=cl)
+    if w_last:
+        w = w.contiguous(memory_format=cl)
+    results = []
+    for conv in (ct.conv2d, torch.nn.functional.conv2d):
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = conv(xx, ww, None, 1, 1)
+        y.backward(torch.ones_like(y))
+        results.append([(t.is_contiguous(memory_format=cl), t.is_contiguous(), t.detach())
+                        for t in (y, xx.grad, ww.grad)])
+    for (ours_cl, ours_c, ours), (theirs_cl, theirs_c, theirs) in zip(*results):
+        assert (ours_cl, ours_c) == (theirs_cl, theirs_c)
+        torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("low", [torch.bfloat16, torch.float16])
+def test_cpu_autocast_runs_convolutions_in_its_lower_precision_as_torch_does(low):
+    torch.manual_seed(0)
+    ours = ct.Conv2d(3, 8, 3, padding=1)
+    theirs = torch.nn.Conv2d(3, 8, 3, padding=1)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 10, 10)
+    outs = []
+    for layer in (ours, theirs):
+        with torch.autocast("cpu", dtype=low):
+            y = layer(x)
+            y.float().square().sum().backward()
+        outs.append((y, layer.weight.grad.clone()))
+    (y, gw), (ty, tgw) = outs
+    assert y.dtype == ty.dtype == low
+    assert gw.dtype == tgw.dtype == torch.float32
+    torch.testing.assert_close(y.float(), ty.float(), rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(gw, tgw, rtol=5e-2, atol=5e-2)
+    with torch.autocast("cpu", dtype=low):  # float64 is not cast, as in torch
+        assert ct.conv2d(x.double(), ours.weight.double()).dtype == torch.float64

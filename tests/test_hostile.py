@@ -331,3 +331,14 @@ def test_any_argument_value_gives_torchs_result_or_a_clear_error():
         cyconv.grad.conv2d_weight(x, w.shape, go, **kw)
 
     check()
+
+
+def test_float16_results_overflow_to_inf_silently():
+    import warnings
+    x = np.full((1, 1, 4, 4), 60000, np.float16)
+    w = np.ones((1, 1, 3, 3), np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = cyconv.conv2d(x, w)
+        grad = cyconv.grad.conv2d_weight(x, w.shape, np.ones((1, 1, 2, 2), np.float16))
+    assert out.dtype == np.float16 and np.isposinf(out).all() and np.isposinf(grad).all()

@@ -1,8 +1,10 @@
 """config(): how this build of cyconv runs."""
+from typing import Any, Dict
+
 from . import _dispatch
 
 
-def config():
+def config() -> Dict[str, Any]:
     """What this cyconv runs: OpenMP, default threads and the compiled kernel variant.
 
     Returns a dict with

@@ -1,14 +1,18 @@
 """cyconv.plan: how a call would be computed, without computing it."""
+from typing import Any, Dict, Optional
+
 import numpy as np
 
 from . import _dispatch
+from ._types import DTypeLike, IntPair, Padding, Shape
 from ._validation import (COMPUTE_DTYPE, as_num_threads, as_shape, resolve_geometry)
 
 DIRECTIONS = ("forward", "input_grad", "weight_grad")
 
 
-def plan(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
-         dtype="float32", num_threads=None, direction="forward"):
+def plan(input_shape: Shape, weight_shape: Shape, *, stride: IntPair = 1, padding: Padding = 0,
+         dilation: IntPair = 1, groups: int = 1, dtype: DTypeLike = "float32",
+         num_threads: Optional[int] = None, direction: str = "forward") -> Dict[str, Any]:
     """The plan cyconv's kernel makes for a conv2d call, or for its input or
     weight gradient, computing nothing.
 
@@ -21,32 +25,33 @@ def plan(input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1
     "flipped" and "phases" paths also carry the plan of the forward
     convolution they run, under "forward").
     """
-    input_shape = as_shape(input_shape, "input_shape", (3, 4))
-    weight_shape = as_shape(weight_shape, "weight_shape", (4,))
+    x_shape = as_shape(input_shape, "input_shape", (3, 4))
+    w_shape = as_shape(weight_shape, "weight_shape", (4,))
     try:
         given = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be a float dtype, but got {dtype!r}") from None
     if given not in COMPUTE_DTYPE:
         raise TypeError(f"dtype must be float16, float32 or float64, but got {given}")
-    compute = COMPUTE_DTYPE[given]
+    compute: np.dtype = COMPUTE_DTYPE[given]
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {list(DIRECTIONS)}, but got {direction!r}")
     kernel = _dispatch.kernel
-    num_threads = as_num_threads(num_threads, kernel.max_threads())
-    batched = input_shape if len(input_shape) == 4 else (1,) + input_shape
-    stride, pads, dilation, groups, out_shape, far = resolve_geometry(
-        batched, weight_shape, stride, padding, dilation, groups, input_shape)
+    threads = as_num_threads(num_threads, kernel.max_threads())
+    batched = x_shape if len(x_shape) == 4 else (1,) + x_shape
+    sh_sw, pads, dh_dw, n_groups, out_shape, far = resolve_geometry(
+        batched, w_shape, stride, padding, dilation, groups, x_shape)
+    fields: Dict[str, Any]
     if far:  # no kernel plan: cyconv._far_taps computes it in NumPy
         fields = {"path": "far_taps", "n_threads": 1}
     else:
-        fields = kernel.plan(direction, batched, weight_shape, out_shape, stride[0], stride[1],
-                             pads[0][0], pads[1][0], dilation[0], dilation[1], groups,
-                             compute.itemsize, num_threads)
+        fields = kernel.plan(direction, batched, w_shape, out_shape, sh_sw[0], sh_sw[1],
+                             pads[0][0], pads[1][0], dh_dw[0], dh_dw[1], n_groups,
+                             compute.itemsize, threads)
     result = {"direction": direction, "path": fields.pop("path"), "kernel": _dispatch.KERNEL_NAME,
               "dtype": compute.name,
-              "output_shape": out_shape if len(input_shape) == 4 else out_shape[1:]}
+              "output_shape": out_shape if len(x_shape) == 4 else out_shape[1:]}
     if result["path"] == "phases":
-        result["phases"] = min(stride[0], batched[2]) * min(stride[1], batched[3])
+        result["phases"] = min(sh_sw[0], batched[2]) * min(sh_sw[1], batched[3])
     result.update(fields)
     return result

@@ -8,7 +8,7 @@ parameters, which the compiled kernel trusts without checking again.
 import math
 import numbers
 import operator
-from typing import NamedTuple
+from typing import Dict, NamedTuple
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from ._far_taps import FAR_LIMIT
 
 # float16 operands are computed in float32 and rounded back, as torch's CPU
 # half convolution accumulates in float32.
-COMPUTE_DTYPE = {np.dtype(np.float16): np.dtype(np.float32),
+COMPUTE_DTYPE: Dict[np.dtype, np.dtype] = {np.dtype(np.float16): np.dtype(np.float32),
                   np.dtype(np.float32): np.dtype(np.float32),
                   np.dtype(np.float64): np.dtype(np.float64)}
 _FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -181,6 +181,30 @@ def as_num_threads(num_threads, default):
     return min(num_threads, _dispatch.THREAD_LIMIT)
 
 
+def check_out(out, shape, dtype, operands):
+    """out, an array to write a result of this shape and dtype into, checked:
+    a C-contiguous, aligned, writeable ndarray (np.memmap included) that
+    shares no memory with the operands."""
+    shape = list(shape)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array (an np.memmap too), but got "
+                        f"{type(out).__name__}")
+    if list(out.shape) != shape:
+        raise ValueError(f"out must have the shape of the output, {shape}, but got out of "
+                         f"shape {_shape(out)}")
+    if out.dtype != dtype or not out.dtype.isnative:
+        raise TypeError(f"out must have the output's dtype {np.dtype(dtype)}, but got out of "
+                        f"dtype {out.dtype}")
+    for flag, what in (("C_CONTIGUOUS", "C-contiguous"), ("WRITEABLE", "writeable"),
+                       ("ALIGNED", "aligned")):
+        if not out.flags[flag]:
+            raise ValueError(f"out must be {what}, but got an array that is not")
+    for name, operand in operands.items():
+        if isinstance(operand, np.ndarray) and np.may_share_memory(out, operand):
+            raise ValueError(f"out must not share memory with {name}")
+    return out
+
+
 def check_input_ndim(x, name="input"):
     """x is 3-D (C, H, W) or 4-D (N, C, H, W), or a ValueError naming it."""
     if x.ndim not in (3, 4):
@@ -197,15 +221,22 @@ def pad_for_mode(input, pads, mode):
                         "values first (np.ma.filled) or pass input.data")
     x = np.asarray(input)
     check_input_ndim(x)
-    for axis, (size, pair) in enumerate(zip(x.shape[-2:], pads)):
+    check_mode_padding(x.shape, pads, mode)
+    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [tuple(p) for p in pads],
+                  mode=_NUMPY_PAD_MODE[mode])
+
+
+def check_mode_padding(shape, pads, mode):
+    """pads ((top, bottom), (left, right)) fit an input of this shape under
+    padding_mode mode, as torch requires, or a ValueError."""
+    for axis, (size, pair) in enumerate(zip(shape[-2:], pads)):
         limit = size - 1 if mode == "reflect" else size
         if max(pair) > limit:
             relation = "less than" if mode == "reflect" else "at most"
             raise ValueError(f"padding_mode={mode!r} needs each padding to be {relation} the "
                              f"input size it pads, but got padding {pair} for input "
-                             f"{('height', 'width')[axis]} {size} (input of shape {_shape(x)})")
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [tuple(p) for p in pads],
-                  mode=_NUMPY_PAD_MODE[mode])
+                             f"{('height', 'width')[axis]} {size} (input of shape "
+                             f"{list(shape)})")
 
 
 def conv_output_size(size, pads, kernel, stride, dilation):

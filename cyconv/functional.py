@@ -9,17 +9,21 @@ import math
 import os
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
 from . import _dispatch, _far_taps
-from ._validation import as_kernel_array, prepare_conv2d, prepare_conv_transpose2d
+from ._types import ArrayLike, IntPair, Padding
+from ._validation import (as_kernel_array, check_out, prepare_conv2d,
+                          prepare_conv_transpose2d)
 
 VERBOSE = os.environ.get("CYCONV_VERBOSE", "").strip() not in ("", "0")
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           num_threads=None):
+def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+           stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *,
+           num_threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """2-D convolution (cross-correlation) with the semantics of torch.nn.functional.conv2d.
 
     Parameters
@@ -37,42 +41,57 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     num_threads : int, optional
         OpenMP threads for this call; None uses the OpenMP default
         (OMP_NUM_THREADS, threadpoolctl).
+    out : numpy.ndarray, optional
+        The array to write the result into (and return): the output's exact
+        shape and dtype, C-contiguous, writeable, sharing no memory with the
+        operands; an np.memmap streams the result to disk.
 
     Returns
     -------
     numpy.ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
-        A new array of the operands' float dtype (float64 for integer operands).
+        A new array of the operands' float dtype (float64 for integer
+        operands), or out.
     """
     call = prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
                           num_threads, _dispatch.kernel.max_threads())
-    return run_conv2d(call)
+    if out is not None:
+        check_out(out, result_shape(call), call.result_dtype,
+                  {"input": input, "weight": weight, "bias": bias})
+    return run_conv2d(call, out=out)
 
 
-def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None):
-    """Allocate the output of a checked call and run the kernel.  FrozenConv2d
-    passes the weights packed for it, and the input and thread count of a new
-    call like the checked one (the same shape and dtype)."""
+def result_shape(call):
+    """The shape of a checked call's result, as its caller sees it."""
+    return call.out_shape[1:] if call.unbatched else call.out_shape
+
+
+def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, out=None):
+    """Run the kernel on a checked call, into out (checked) or a new array.
+    FrozenConv2d passes the weights packed for it, and the input and thread
+    count of a new call like the checked one (the same shape and dtype)."""
     x = call.input if input is None else input
-    out = _allocate(call.out_shape, x.dtype, "output")
+    computed = _kernel_target(out, call.out_shape, x.dtype, "output")
     if call.far:
         _far_taps.conv2d(x, call.weight, call.bias, call.stride, call.padding, call.dilation,
-                         call.groups, out)
-    elif out.size:
+                         call.groups, computed)
+    elif computed.size:
         start = time.perf_counter() if VERBOSE else 0.0
         ran = _dispatch.kernel.conv2d_forward(
-            x, call.weight, call.bias, out,
+            x, call.weight, call.bias, computed,
             call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
             call.dilation[0], call.dilation[1], call.groups,
             call.num_threads if num_threads is None else num_threads, packed, packed_block)
         if VERBOSE:
             report("forward", ran, start, x.dtype,
-                   {"input": x.shape, "weight": call.weight.shape, "output": out.shape},
+                   {"input": x.shape, "weight": call.weight.shape, "output": computed.shape},
                    (call.stride, call.padding, call.dilation, call.groups))
-    return as_result(out, call.result_dtype, call.unbatched)
+    return as_result(computed, call.result_dtype, call.unbatched, out)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                     groups=1, dilation=1, *, num_threads=None):
+def conv_transpose2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
+                     stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                     groups: int = 1, dilation: IntPair = 1, *, num_threads: Optional[int] = None,
+                     out: Optional[np.ndarray] = None) -> np.ndarray:
     """2-D transposed convolution with the semantics of torch.nn.functional.conv_transpose2d.
 
     It is the gradient of conv2d with respect to its input: each input value
@@ -87,28 +106,47 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         H_out = (H - 1) * stride - 2 * padding + dilation * (kH - 1)
         + output_padding + 1; output_padding must be smaller than stride or
         dilation.
-    groups, num_threads : as for conv2d
+    groups, num_threads, out : as for conv2d
 
     Returns
     -------
-    numpy.ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out)
+    numpy.ndarray, shape (N, C_out, H_out, W_out) or (C_out, H_out, W_out), or out
     """
     call = prepare_conv_transpose2d(input, weight, bias, stride, padding, output_padding,
                                     dilation, groups, num_threads, _dispatch.kernel.max_threads())
-    out = run_input_grad(call.input, call.weight, call.bias, call.out_shape, call.stride,
-                         call.padding, call.dilation, call.groups, call.num_threads, call.far,
-                         what="output")
-    return as_result(out, call.result_dtype, call.unbatched)
+    if out is not None:
+        check_out(out, result_shape(call), call.result_dtype,
+                  {"input": input, "weight": weight, "bias": bias})
+    computed = run_input_grad(call.input, call.weight, call.bias, call.out_shape, call.stride,
+                              call.padding, call.dilation, call.groups, call.num_threads,
+                              call.far, what="output",
+                              into=_kernel_target(out, call.out_shape, call.weight.dtype, "output"))
+    return as_result(computed, call.result_dtype, call.unbatched, out)
 
 
-def as_result(out, dtype, unbatched=False):
-    """out in the caller's dtype (float16 results, computed in float32, are
-    rounded back: values past its range become inf silently, as in torch),
-    without the batch axis for an unbatched call."""
-    if out.dtype != dtype:
+def _kernel_target(out, shape, compute_dtype, what):
+    """The array the kernel computes a result of this (batched) shape into:
+    out itself where it has the compute dtype (an unbatched out gains the
+    batch axis), else a new array."""
+    if out is not None and out.dtype == compute_dtype:
+        return out.reshape(shape)  # a view: out is C-contiguous
+    return _allocate(shape, compute_dtype, what)
+
+
+def as_result(computed, dtype, unbatched=False, out=None):
+    """The result as the caller gets it: in their dtype (float16 results,
+    computed in float32, are rounded back: values past its range become inf
+    silently, as in torch), without the batch axis for an unbatched call;
+    or out, holding it."""
+    if out is not None:
+        if computed.ctypes.data != out.ctypes.data:  # computed apart, in another dtype
+            with np.errstate(over="ignore"):
+                np.copyto(out, computed.reshape(out.shape), casting="unsafe")
+        return out
+    if computed.dtype != dtype:
         with np.errstate(over="ignore"):
-            out = out.astype(dtype)
-    return out[0] if unbatched else out
+            computed = computed.astype(dtype)
+    return computed[0] if unbatched else computed
 
 
 def _allocate(shape, dtype, what):
@@ -140,9 +178,9 @@ def _phase_taps(phase, pad, stride, dilation, kernel_size):
 
 
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
-                   groups, num_threads, far=False, what="input gradient"):
+                   groups, num_threads, far=False, what="input gradient", into=None):
     """bias + the gradient of conv2d(input, weight) with respect to its input,
-    for checked operands (conv_transpose2d too).
+    for checked operands (conv_transpose2d too), into `into` or a new array.
 
     The kernel's planner chooses the path and computes it in one call, but
     for "phases": with the weight transposed per group to (C_in, C_out /
@@ -155,7 +193,7 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     pad_top, pad_left = padding[0][0], padding[1][0]
     if bias is None:
         bias = np.zeros(input_shape[1], weight.dtype)
-    result = _allocate(input_shape, weight.dtype, what)
+    result = _allocate(input_shape, weight.dtype, what) if into is None else into
     if far:
         _far_taps.input_grad(grad_output, weight, bias, stride, padding, dilation, groups, result)
         return result

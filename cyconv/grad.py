@@ -11,17 +11,21 @@ The parameters take every form conv2d takes (padding as an int, (h, w),
 ((top, bottom), (left, right)), 'valid' or 'same'); 3-D (unbatched) input
 goes with a 3-D grad_output.
 """
+from typing import Optional
+
 import numpy as np
 
 from . import _dispatch, functional
+from ._types import ArrayLike, IntPair, Padding, Shape
 from ._validation import (as_float_operands, as_num_threads, check_input_ndim,
                           prepare_conv2d_grad)
 
 __all__ = ["conv2d_input", "conv2d_weight", "conv2d_bias"]
 
 
-def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                 *, num_threads=None):
+def conv2d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
+                 stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+                 groups: int = 1, *, num_threads: Optional[int] = None) -> np.ndarray:
     """The gradient of conv2d with respect to its input, of shape input_size."""
     call = prepare_conv2d_grad(None, input_size, weight, None, grad_output, stride, padding,
                                dilation, groups, num_threads, _dispatch.kernel.max_threads())
@@ -31,8 +35,9 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     return functional.as_result(result, call.result_dtype, call.unbatched)
 
 
-def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1,
-                  *, num_threads=None):
+def conv2d_weight(input: ArrayLike, weight_size: Shape, grad_output: ArrayLike,
+                  stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+                  groups: int = 1, *, num_threads: Optional[int] = None) -> np.ndarray:
     """The gradient of conv2d with respect to its weight, of shape weight_size."""
     call = prepare_conv2d_grad(input, None, None, weight_size, grad_output, stride, padding,
                                dilation, groups, num_threads, _dispatch.kernel.max_threads())
@@ -42,7 +47,7 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     return functional.as_result(result, call.result_dtype)
 
 
-def conv2d_bias(grad_output, *, num_threads=None):
+def conv2d_bias(grad_output: ArrayLike, *, num_threads: Optional[int] = None) -> np.ndarray:
     """The gradient of conv2d with respect to its bias: grad_output summed over
     every axis but the channels (N, C_out, H_out, W_out) or (C_out, H_out, W_out)."""
     operands, dtype = as_float_operands({"grad_output": grad_output})

@@ -1,14 +1,16 @@
 """Conv2d: a layer object like torch.nn.Conv2d, holding NumPy weights."""
 import math
 import sys
-from collections.abc import Mapping
+from collections import abc
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _dispatch
+from ._types import ArrayLike, DTypeLike, IntPair, Padding
 from ._validation import (PADDING_MODES, as_int, as_kernel_array, as_pair, as_padding,
-                          as_num_threads, pad_for_mode, prepare_conv2d)
-from .functional import conv2d, run_conv2d
+                          as_num_threads, check_out, pad_for_mode, prepare_conv2d)
+from .functional import conv2d, result_shape, run_conv2d
 from .grad import conv2d_bias, conv2d_input, conv2d_weight
 
 
@@ -35,9 +37,18 @@ class Conv2d:
     Do not modify the input in place between the call and ``backward``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=np.float32,
-                 *, rng=None, num_threads=None):
+    weight: np.ndarray
+    bias: Optional[np.ndarray]
+    weight_grad: Optional[np.ndarray]
+    bias_grad: Optional[np.ndarray]
+    _saved: Optional[Tuple[np.ndarray, Any]]  # the input of the last training call, its padding
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 dtype: DTypeLike = np.float32, *,
+                 rng: Union[None, int, np.random.Generator] = None,
+                 num_threads: Optional[int] = None) -> None:
         self.in_channels = as_int(in_channels, "in_channels", 1)
         self.out_channels = as_int(out_channels, "out_channels", 1)
         self.groups = as_int(groups, "groups", 1)
@@ -81,20 +92,20 @@ class Conv2d:
             return tuple(tuple(p) for p in padding)
         return as_pair(padding, "padding", 0)
 
-    def __call__(self, input):
+    def __call__(self, input: ArrayLike) -> np.ndarray:
         """Run the convolution on input (N, C_in, H, W) or (C_in, H, W)."""
         x, pads = _padded(input, self._pads, self.padding_mode)
         self._saved = (x, pads) if self.training else None
         return conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
                       self.groups, num_threads=self.num_threads)
 
-    def freeze(self):
+    def freeze(self) -> "FrozenConv2d":
         """A FrozenConv2d: this layer's configuration and a snapshot of its
         weights, packed once for inference (later changes to this layer do
         not reach it)."""
         return FrozenConv2d(self)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: ArrayLike) -> np.ndarray:
         """Gradients for the last call's output gradient grad_output: sets
         weight_grad and bias_grad (None without bias) and returns the input's."""
         if self._saved is None:
@@ -111,30 +122,30 @@ class Conv2d:
             grad_input = _unpad_gradient(grad_input, self._pads, self.padding_mode)
         return grad_input
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> "Conv2d":
         """Training mode (the default) keeps each call's input for backward; returns self."""
         self.training = bool(mode)
         if not self.training:
             self._saved = None
         return self
 
-    def eval(self):
+    def eval(self) -> "Conv2d":
         """Inference mode: calls keep nothing; returns self.  (For inference
         only, freeze() makes a faster snapshot.)"""
         return self.train(False)
 
     forward = __call__
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, np.ndarray]:
         """{'weight': ..., 'bias': ...} (no 'bias' without bias), like torch's."""
         state = {"weight": self.weight}
         if self.bias is not None:
             state["bias"] = self.bias
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> "Conv2d":
         """Load weights from a state dict of arrays or torch tensors (torch.nn.Conv2d's)."""
-        if not isinstance(state_dict, Mapping):
+        if not isinstance(state_dict, abc.Mapping):
             raise TypeError(f"state_dict must be a mapping of 'weight' (and 'bias') to arrays, "
                             f"as torch's state_dict() is, but got {type(state_dict).__name__}")
         expected = set(self.state_dict())
@@ -154,7 +165,7 @@ class Conv2d:
         return self
 
     @classmethod
-    def from_torch(cls, module, *, num_threads=None):
+    def from_torch(cls, module: Any, *, num_threads: Optional[int] = None) -> "Conv2d":
         """A Conv2d with the configuration and weights of a torch.nn.Conv2d."""
         torch = sys.modules.get("torch")  # a torch module means torch is imported
         if torch is None or not isinstance(module, torch.nn.Conv2d):
@@ -172,7 +183,7 @@ class Conv2d:
         # state_dict; not the input kept for backward, nor the gradients
         return dict(self.__dict__, _saved=None, weight_grad=None, bias_grad=None)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Conv2d({_config_repr(self)})"
 
 
@@ -190,7 +201,24 @@ class FrozenConv2d:
     checks cannot go stale.  Like torch's frozen modules, it has no backward.
     """
 
-    def __init__(self, layer):
+    in_channels: int
+    out_channels: int
+    kernel_size: Tuple[int, int]
+    stride: Tuple[int, int]
+    padding: Any
+    dilation: Tuple[int, int]
+    groups: int
+    padding_mode: str
+    dtype: np.dtype
+    num_threads: Optional[int]
+    _pads: Tuple[Tuple[int, int], Tuple[int, int]]
+    _weight: np.ndarray
+    _bias: Optional[np.ndarray]
+    _weights_finite: bool
+    _calls: Dict[Any, Any]
+    _packed: Dict[int, np.ndarray]
+
+    def __init__(self, layer: Conv2d) -> None:
         if not isinstance(layer, Conv2d):
             raise TypeError(f"FrozenConv2d freezes a cyconv.Conv2d, "
                             f"but got {type(layer).__name__}")
@@ -221,24 +249,38 @@ class FrozenConv2d:
         raise AttributeError(f"a FrozenConv2d cannot change ({name!r}); change the Conv2d "
                              f"and freeze it again")
 
-    weight = property(lambda self: self._weight, doc="The weights (read-only).")
-    bias = property(lambda self: self._bias, doc="The bias (read-only), or None.")
+    @property
+    def weight(self) -> np.ndarray:
+        """The weights (read-only)."""
+        return self._weight
 
-    def __call__(self, input):
-        """Run the convolution on input (N, C_in, H, W) or (C_in, H, W)."""
+    @property
+    def bias(self) -> Optional[np.ndarray]:
+        """The bias (read-only), or None."""
+        return self._bias
+
+    def __call__(self, input: ArrayLike, *, num_threads: Optional[int] = None,
+                 out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Run the convolution on input (N, C_in, H, W) or (C_in, H, W).
+        num_threads: this call's (default: the layer's); out: as conv2d's."""
         x, pads = _padded(input, self._pads, self.padding_mode)
         kernel = _dispatch.kernel
+        threads = self.num_threads if num_threads is None else num_threads
         # the packing block depends on the kernel variant too
         key = (x.shape, x.dtype, kernel) if type(x) is np.ndarray else None
         known = self._calls.get(key)
         if known is not None:
             call, block = known
+            if out is not None:
+                check_out(out, result_shape(call), call.result_dtype, {"input": input})
             return run_conv2d(call, self._packed.get(block), block,
                               as_kernel_array(x[np.newaxis] if call.unbatched else x,
                                               call.weight.dtype),
-                              as_num_threads(self.num_threads, kernel.max_threads()))
+                              as_num_threads(threads, kernel.max_threads()), out)
         call = prepare_conv2d(x, self._weight, self._bias, self.stride, pads, self.dilation,
-                              self.groups, self.num_threads, kernel.max_threads())
+                              self.groups, threads, kernel.max_threads())
+        if out is not None:
+            check_out(out, result_shape(call), call.result_dtype, {"input": input})
         block = 0 if call.far else kernel.packing_block(
             call.input.shape, call.weight.shape, call.out_shape, *call.stride,
             call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
@@ -252,7 +294,7 @@ class FrozenConv2d:
             if len(self._calls) >= _MAX_SHAPES_KEPT:
                 self._calls.clear()
             self._calls[key] = (call._replace(input=None), block)  # not kept alive
-        return run_conv2d(call, self._packed.get(block), block)
+        return run_conv2d(call, self._packed.get(block), block, out=out)
 
     forward = __call__
 
@@ -266,11 +308,14 @@ class FrozenConv2d:
                              _bias=None if bias is None else _read_only_copy(bias),
                              _calls={}, _packed={})
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, np.ndarray]:
         """{'weight': ..., 'bias': ...} (read-only arrays), like Conv2d's."""
-        return Conv2d.state_dict(self)
+        state = {"weight": self._weight}
+        if self._bias is not None:
+            state["bias"] = self._bias
+        return state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"FrozenConv2d({_config_repr(self)})"
 
 

@@ -10,11 +10,14 @@ float32 operands are rounded to that dtype, as torch's autocast policy does
 for convolutions, and the result, computed in float32 from the rounded
 operands, is returned in it.
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from . import functional, grad
+from ._types import IntPair, Padding
 
 __all__ = ["conv2d", "Conv2d"]
 
@@ -85,7 +88,9 @@ def _autocast_dtype():
     return dtype if enabled else None
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+           stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
+           groups: int = 1) -> torch.Tensor:
     """torch.nn.functional.conv2d computed by cyconv, differentiable (first order)."""
     low = _autocast_dtype()
     if low is not None and torch.float32 in (input.dtype, weight.dtype):

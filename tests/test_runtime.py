@@ -168,8 +168,8 @@ def test_cyconv_kernel_refuses_a_variant_it_cannot_run(value, match):
     assert __import__("re").search(match, r.stderr), r.stderr
 
 
-def test_import_does_not_import_torch():
+def test_import_does_not_import_torch_or_dask():
     r = _run_python("import sys, cyconv; cyconv.conv2d([[[[1.0]]]], [[[[2.0]]]]); "
-                    "print('torch' in sys.modules)")
+                    "print('torch' in sys.modules, 'dask' in sys.modules)")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "False"
+    assert r.stdout.strip() == "False False"

@@ -159,16 +159,15 @@ def _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
     cols = _axis_plan(x.chunks[3], x.shape[3], call.padding[1], call.weight.shape[3],
                       call.stride[1], call.dilation[1])
     x = x.rechunk({2: rows.in_chunks, 3: cols.in_chunks})
-    if rows.halo or cols.halo:
-        x = da.overlap.overlap(x, depth={2: (0, rows.halo), 3: (0, cols.halo)},
-                               boundary="none", allow_rechunk=False)
+    halos = _halos(x, rows.halo, cols.halo)
     kernel = dask.delayed(_BlockConv(call.weight, call.bias, call.stride, call.dilation,
                                      call.groups), pure=True, traverse=False)
     out_chunks = (x.chunks[0], (out_shape[1],), rows.out_chunks, cols.out_chunks)
     n_blocks = len(x.chunks[0]) * len(rows.out_chunks) * len(cols.out_chunks)
     spec = _BlockSpec(rows, cols, num_threads, n_blocks, np.dtype(call.result_dtype))
     if out is None:
-        result = da.map_blocks(_conv_block, x, kernel, spec, dtype=spec.dtype, chunks=out_chunks,
+        result = da.map_blocks(_conv_block, x, *halos, kernel, spec,
+                               dtype=spec.dtype, chunks=out_chunks,
                                meta=np.empty((0, 0, 0, 0), spec.dtype))
         return result[0] if unbatched else result
     check_out(out, out_shape[1:] if unbatched else out_shape, spec.dtype, {})
@@ -177,8 +176,8 @@ def _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
                          "with other processes (dask.distributed, processes): they would "
                          "write into copies of an array in memory")
     target = _Target(out, unbatched, x.chunks[0])
-    done = da.map_blocks(_conv_block_into, x, kernel, spec, target, dtype=np.int64,
-                         chunks=tuple((1,) * len(c) for c in out_chunks))
+    done = da.map_blocks(_conv_block_into, x, *halos, kernel, spec, target,
+                         dtype=np.int64, chunks=tuple((1,) * len(c) for c in out_chunks))
     job = done.sum()
     if not compute:
         return job
@@ -252,15 +251,15 @@ class _BlockSpec:
         self.rows, self.cols, self.num_threads = rows, cols, num_threads
         self.n_blocks, self.dtype = n_blocks, dtype
 
-    def run(self, kernel, block, i, j, out=None, rows=None):
-        """Output rows [a, b) (default: all) of the output block (i, j) of
-        block (which has its halo), into out if given."""
+    def run(self, kernel, pieces, i, j, out=None, rows=None):
+        """Output rows [a, b) (default: all) of the output block (i, j), from
+        its input block's pieces (_window), into out if given."""
         plan = self.rows
         a, b = rows or (0, plan.out_chunks[i])
         top, bottom = plan.pads[i]
         first = a * plan.stride - top                     # in the block's rows
         last = (b - 1) * plan.stride - top + plan.reach    # one past the last
-        x = block[:, :, max(0, first):min(last, plan.used[i]), :self.cols.used[j]]
+        x = _window(pieces, (max(0, first), min(last, plan.used[i])), (0, self.cols.used[j]))
         pads = ((max(0, -first), max(0, last - plan.used[i]) if b == plan.out_chunks[i]
                  else 0), self.cols.pads[j])
         frozen = kernel.frozen(pads)
@@ -333,9 +332,62 @@ def _task_threads(num_threads, n_blocks):
     return max(1, _dispatch.THREAD_LIMIT // max(1, min(pool, n_blocks)))
 
 
-def _conv_block(block, kernel, spec, block_info=None):
+def _halos(x, rows_halo, cols_halo):
+    """The Dask arrays of what each block reads past its end, block for block
+    beside x's: the first rows of the block below, the first columns of the
+    block to the right, and the corner of the block below that one (empty for
+    the last blocks; none where the windows stay within their blocks).  A
+    task reads them beside its block instead of a copy of the block with its
+    halo, so that a block's memory is held once."""
+    if not (rows_halo or cols_halo):
+        return ()
+    below = _next_starts(x, 2, rows_halo)
+    return below, _next_starts(x, 3, cols_halo), _next_starts(below, 3, cols_halo)
+
+
+def _next_starts(x, axis, depth):
+    """For each chunk of x along axis, the first depth positions of the next
+    chunk, each piece one chunk; where a chunk reads nothing past its end (the
+    last, or all when depth is 0), one position of zeros instead (Dask drops
+    empty pieces)."""
+    n = len(x.chunks[axis])
+    stand_ins = x.chunks[:axis] + ((1,) * (n if depth == 0 else 1),) + x.chunks[axis + 1:]
+    zeros = da.zeros(tuple(map(sum, stand_ins)), x.dtype, chunks=stand_ins)
+    if depth == 0:
+        return zeros
+    bounds = np.cumsum(x.chunks[axis])
+    parts = []
+    for end, stop in zip(bounds[:-1], bounds[1:]):
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(int(end), int(min(end + depth, stop)))
+        parts.append(x[tuple(index)])
+    return da.concatenate(parts + [zeros], axis=axis)
+
+
+def _window(pieces, rows, cols):
+    """Rows [r0, r1) and columns [c0, c1) of a block followed by its halo,
+    from its pieces (block, below, right, corner): a view of the block where
+    the window lies in it, a copy of the window otherwise."""
+    block = pieces[0]
+    height, width = block.shape[2:]
+    (r0, r1), (c0, c1) = rows, cols
+    if r1 <= height and c1 <= width:
+        return block[:, :, r0:r1, c0:c1]
+    window = np.empty(block.shape[:2] + (r1 - r0, c1 - c0), block.dtype)
+    for piece, top, left in zip(pieces, (0, height, 0, height), (0, 0, width, width)):
+        a, b = max(r0, top), min(r1, top + piece.shape[2])
+        c, d = max(c0, left), min(c1, left + piece.shape[3])
+        if a < b and c < d:
+            window[:, :, a - r0:b - r0, c - c0:d - c0] = piece[:, :, a - top:b - top,
+                                                                c - left:d - left]
+    return window
+
+
+def _conv_block(*args, block_info=None):
+    """A block's output from (block, [below, right, corner], kernel, spec)."""
+    *pieces, kernel, spec = args
     _, _, i, j = block_info[0]["chunk-location"]
-    return spec.run(kernel, block, i, j)
+    return spec.run(kernel, pieces, i, j)
 
 
 def _in_this_process(x):
@@ -401,17 +453,20 @@ class _Target:
             os.close(fd)
 
 
-def _conv_block_into(block, kernel, spec, target, block_info=None):
+def _conv_block_into(*args, block_info=None):
+    """A block's output, from (block, [below, right, corner], kernel, spec,
+    target), written into the target."""
+    *pieces, kernel, spec, target = args
     n, _, i, j = block_info[0]["chunk-location"]
     (n_span,) = _spans(target.batch_chunks, [n])
     (h0, h1), (w0, w1) = _spans(spec.rows.out_chunks, [i]) + _spans(spec.cols.out_chunks, [j])
     region = target.region(n_span, (h0, h1), (w0, w1))
     if region is not None and region.flags.c_contiguous:  # whole images, in memory
-        spec.run(kernel, block, i, j, out=region)
+        spec.run(kernel, pieces, i, j, out=region)
     else:  # computed and written a slab of rows at a time: little memory beside the block
         for a, b in spec.row_slabs(i, n_span[1] - n_span[0], target.shape[1], w1 - w0):
             target.write(n_span, (h0 + a, h0 + b), (w0, w1),
-                         spec.run(kernel, block, i, j, rows=(a, b)))
+                         spec.run(kernel, pieces, i, j, rows=(a, b)))
     return np.ones((1, 1, 1, 1), np.int64)
 
 

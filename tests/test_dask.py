@@ -42,6 +42,7 @@ CASES = [
     ((1, 4, 20, 21), (1, 4, 1, 2), (4, 4, 5, 5), dict(padding=2)),                  # chunks < halo
     ((2, 6, 22, 19), (1, 3, 5, 9), (9, 2, 3, 3), dict(padding=1, groups=3)),
     ((12, 5), (4, 3), (2, 1, 3, 3), dict(padding=1)),                               # 2-D -> (1, H, W)
+    ((1, 3, 17, 23), (1, 3, 5, 6), (2, 3, 3, 1), dict(padding=(1, 0))),          # no column halo
 ]
 
 

@@ -36,6 +36,10 @@ __all__ = ["conv2d", "apply", "conv_transpose2d", "conv2d_weight"]
 _NUMPY_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 # output bytes a task streaming into out= computes at a time
 SLAB_BYTES = 16 * 2**20
+# input blocks up to this size are copied with their halo (da.overlap: fewer,
+# cheaper tasks); larger ones read their neighbours' halo pieces beside them
+# (_halos: no second copy of a large block in a worker's memory)
+HALO_COPY_BYTES = 16 * 2**20
 Pair = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence[int], Sequence[Sequence[int]]]
 
@@ -159,7 +163,12 @@ def _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
     cols = _axis_plan(x.chunks[3], x.shape[3], call.padding[1], call.weight.shape[3],
                       call.stride[1], call.dilation[1])
     x = x.rechunk({2: rows.in_chunks, 3: cols.in_chunks})
-    halos = _halos(x, rows.halo, cols.halo)
+    halos: Tuple[Any, ...] = ()
+    if (rows.halo or cols.halo) and _largest_block_bytes(x) <= HALO_COPY_BYTES:
+        x = da.overlap.overlap(x, depth={2: (0, rows.halo), 3: (0, cols.halo)},
+                               boundary="none", allow_rechunk=False)
+    elif rows.halo or cols.halo:
+        halos = _halos(x, rows.halo, cols.halo)
     kernel = dask.delayed(_BlockConv(call.weight, call.bias, call.stride, call.dilation,
                                      call.groups), pure=True, traverse=False)
     out_chunks = (x.chunks[0], (out_shape[1],), rows.out_chunks, cols.out_chunks)
@@ -332,15 +341,16 @@ def _task_threads(num_threads, n_blocks):
     return max(1, _dispatch.THREAD_LIMIT // max(1, min(pool, n_blocks)))
 
 
+def _largest_block_bytes(x):
+    return x.dtype.itemsize * int(np.prod([max(c) for c in x.chunks]))
+
+
 def _halos(x, rows_halo, cols_halo):
     """The Dask arrays of what each block reads past its end, block for block
     beside x's: the first rows of the block below, the first columns of the
     block to the right, and the corner of the block below that one (empty for
-    the last blocks; none where the windows stay within their blocks).  A
-    task reads them beside its block instead of a copy of the block with its
-    halo, so that a block's memory is held once."""
-    if not (rows_halo or cols_halo):
-        return ()
+    the last blocks).  A task reads them beside its block instead of a copy
+    of the block with its halo, so that a block's memory is held once."""
     below = _next_starts(x, 2, rows_halo)
     return below, _next_starts(x, 3, cols_halo), _next_starts(below, 3, cols_halo)
 
@@ -366,8 +376,9 @@ def _next_starts(x, axis, depth):
 
 def _window(pieces, rows, cols):
     """Rows [r0, r1) and columns [c0, c1) of a block followed by its halo,
-    from its pieces (block, below, right, corner): a view of the block where
-    the window lies in it, a copy of the window otherwise."""
+    from its pieces (the block with its halo; or the block, below, right,
+    corner): a view of the block where the window lies in it, a copy of the
+    window otherwise."""
     block = pieces[0]
     height, width = block.shape[2:]
     (r0, r1), (c0, c1) = rows, cols

@@ -56,9 +56,13 @@ def _case(case, dtype, rng):
     return x, da.from_array(x, chunks=chunks), w, b, conv
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype, halo_copy_bytes", [
+    (np.float32, cd.HALO_COPY_BYTES), (np.float64, cd.HALO_COPY_BYTES),
+    (np.float32, 0)])  # every block reads its halo pieces beside it (_halos)
 @pytest.mark.parametrize("case", CASES)
-def test_conv2d_on_a_cluster_equals_the_in_memory_result(client, case, dtype, rng):
+def test_conv2d_on_a_cluster_equals_the_in_memory_result(client, case, dtype, halo_copy_bytes,
+                                                          rng, monkeypatch):
+    monkeypatch.setattr(cd, "HALO_COPY_BYTES", halo_copy_bytes)
     x, xd, w, b, conv = _case(case, dtype, rng)
     y = cd.conv2d(xd, w, b, **conv)
     expected = cyconv.conv2d(x, w, b, **conv)

@@ -365,11 +365,10 @@ def _next_starts(x, axis, depth):
     zeros = da.zeros(tuple(map(sum, stand_ins)), x.dtype, chunks=stand_ins)
     if depth == 0:
         return zeros
-    bounds = np.cumsum(x.chunks[axis])
     parts = []
-    for end, stop in zip(bounds[:-1], bounds[1:]):
+    for start, end in _spans(x.chunks[axis], range(1, n)):
         index = [slice(None)] * x.ndim
-        index[axis] = slice(int(end), int(min(end + depth, stop)))
+        index[axis] = slice(start, min(start + depth, end))
         parts.append(x[tuple(index)])
     return da.concatenate(parts + [zeros], axis=axis)
 

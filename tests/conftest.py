@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-import cyconv
 from cyconv import _dispatch
 
 

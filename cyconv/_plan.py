@@ -3,7 +3,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from . import _dispatch
+from . import _dispatch, _winograd
 from ._types import DTypeLike, IntPair, Padding, Shape
 from ._validation import (COMPUTE_DTYPE, as_num_threads, as_shape, resolve_geometry)
 
@@ -12,7 +12,8 @@ DIRECTIONS = ("forward", "input_grad", "weight_grad")
 
 def plan(input_shape: Shape, weight_shape: Shape, *, stride: IntPair = 1, padding: Padding = 0,
          dilation: IntPair = 1, groups: int = 1, dtype: DTypeLike = "float32",
-         num_threads: Optional[int] = None, direction: str = "forward") -> Dict[str, Any]:
+         num_threads: Optional[int] = None, direction: str = "forward",
+         algorithm: str = "direct") -> Dict[str, Any]:
     """The plan cyconv's kernel makes for a conv2d call, or for its input or
     weight gradient, computing nothing.
 
@@ -23,7 +24,9 @@ def plan(input_shape: Shape, weight_shape: Shape, *, stride: IntPair = 1, paddin
     in), "output_shape", "n_threads" (the threads it starts) and the path's
     blocking and work split (its plan struct's fields; the input gradient's
     "flipped" and "phases" paths also carry the plan of the forward
-    convolution they run, under "forward").
+    convolution they run, under "forward").  algorithm: conv2d's, for the
+    forward direction ("winograd" names the path of that name; "auto" the
+    one conv2d would take, for finite weights).
     """
     x_shape = as_shape(input_shape, "input_shape", (3, 4))
     w_shape = as_shape(weight_shape, "weight_shape", (4,))
@@ -41,8 +44,16 @@ def plan(input_shape: Shape, weight_shape: Shape, *, stride: IntPair = 1, paddin
     batched = x_shape if len(x_shape) == 4 else (1,) + x_shape
     sh_sw, pads, dh_dw, n_groups, out_shape, far = resolve_geometry(
         batched, w_shape, stride, padding, dilation, groups, x_shape)
+    _winograd.check_algorithm(algorithm)
     fields: Dict[str, Any]
-    if far:  # no kernel plan: cyconv._far_taps computes it in NumPy
+    if algorithm != "direct" and direction != "forward":
+        raise ValueError(f"algorithm applies to the forward direction, but got direction "
+                         f"{direction!r} with algorithm {algorithm!r}")
+    if _winograd.chooses_winograd(algorithm, w_shape, sh_sw, dh_dw, n_groups, out_shape, far):
+        fields = dict(kernel.plan_winograd_call(batched, out_shape, pads[0][0], pads[1][0],
+                                                n_groups, compute.itemsize, threads),
+                      path="winograd")
+    elif far:  # no kernel plan: cyconv._far_taps computes it in NumPy
         fields = {"path": "far_taps", "n_threads": 1}
     else:
         fields = kernel.plan(direction, batched, w_shape, out_shape, sh_sw[0], sh_sw[1],
@@ -55,3 +66,4 @@ def plan(input_shape: Shape, weight_shape: Shape, *, stride: IntPair = 1, paddin
         result["phases"] = min(sh_sw[0], batched[2]) * min(sh_sw[1], batched[3])
     result.update(fields)
     return result
+

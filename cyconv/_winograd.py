@@ -14,12 +14,18 @@ fractions from B^T (applied to data on every call) into G (applied to the
 weights once).  Computed here in exact rationals, so every entry is the
 float nearest to its true value.  docs/tuning-notes.md records the error
 of each tile size and set of points.
+
+The kernel (pyx/forward_winograd.pxi) computes F(4x4, 3x3) in both dtypes;
+this module also holds the choice of algorithm a call makes (`use_winograd`)
+and the calls into the kernel.
 """
 from fractions import Fraction
 from functools import lru_cache
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+
+from . import _dispatch
 
 # interpolation points by tile size: small integers and their reciprocals keep
 # the transforms' entries small; among those, the sets whose float32 results
@@ -88,3 +94,69 @@ def matrices(m: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(A^T, G, B^T) of F(m x m, 3 x 3) as float64 arrays (each entry rounded once)."""
     return tuple(np.array([[float(v) for v in row] for row in mat])  # type: ignore[return-value]
                  for mat in exact_matrices(POINTS[m]))
+
+
+# --- The algorithm a conv2d call uses ---
+
+ALGORITHMS = ("direct", "winograd", "auto")
+TILE = 4  # the kernel's F(4x4, 3x3)
+# "auto" takes Winograd for at least this many input and output channels per
+# group, and at least this many output tiles (of TILE x TILE, all images);
+# weights transformed on every call (conv2d, Conv2d) need more tiles to pay
+# for it per output channel and input channel pair (docs/tuning-notes.md)
+AUTO_MIN_CHANNELS = 32
+AUTO_MIN_TILES = 32
+AUTO_MIN_TILES_TRANSFORMING = 64
+
+
+def check_algorithm(algorithm) -> str:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {list(ALGORITHMS)}, but got {algorithm!r}")
+    return algorithm
+
+
+def use_winograd(call, algorithm: str, weights_kept: bool = False) -> bool:
+    """Whether a checked conv2d call runs the Winograd kernel: always for
+    "winograd" (a ValueError where it does not apply), never for "direct",
+    and for "auto" where it was measured faster.  weights_kept: the caller
+    transforms its weights once for many calls (FrozenConv2d)."""
+    return chooses_winograd(algorithm, call.weight.shape, call.stride, call.dilation,
+                            call.groups, call.out_shape, call.far, weights_kept)
+
+
+def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out_shape,
+                     far: bool, weights_kept: bool = False) -> bool:
+    """use_winograd from a call's shapes and parameters (cyconv.plan)."""
+    if algorithm == "direct":
+        return False
+    c_out, c_in_g, kh, kw = weight_shape
+    applies = (kh, kw) == (3, 3) and stride == (1, 1) and dilation == (1, 1) and not far
+    if algorithm == "winograd":
+        if not applies:
+            raise ValueError(
+                f"algorithm='winograd' applies to 3x3 kernels with stride 1 and dilation 1 "
+                f"(and paddings under 2**40), but got kernel {kh}x{kw}, stride "
+                f"{stride}, dilation {dilation}")
+        return True
+    if not applies:
+        return False
+    n, _, h, w = out_shape
+    tiles = n * -(-h // TILE) * -(-w // TILE)
+    needed = AUTO_MIN_TILES if weights_kept else AUTO_MIN_TILES_TRANSFORMING
+    return min(c_in_g, c_out // groups) >= AUTO_MIN_CHANNELS and tiles >= needed
+
+
+def transform_weights(weight: np.ndarray, groups: int, num_threads: int,
+                      flipped: bool = False) -> Optional[np.ndarray]:
+    """The kernel's transformed weights (G w G^T per channel pair, in float64
+    rounded once), or None when a weight is NaN or Inf."""
+    return _dispatch.kernel.winograd_weights(weight, groups, flipped, matrices(TILE)[1],
+                                             num_threads)
+
+
+def forward(x, transformed, bias, out, pad_top, pad_left, groups, num_threads):
+    """out = the call's result by Winograd; returns the kernel's (path,
+    threads), or None when an input is NaN or Inf (out is then incomplete)."""
+    a_t, _, b_t = matrices(TILE)
+    return _dispatch.kernel.conv2d_winograd(x, transformed, bias, out, pad_top, pad_left,
+                                            groups, a_t, b_t, num_threads)

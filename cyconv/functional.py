@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _dispatch, _far_taps
+from . import _dispatch, _far_taps, _winograd
 from ._types import ArrayLike, IntPair, Padding
 from ._validation import (as_kernel_array, check_out, prepare_conv2d,
                           prepare_conv_transpose2d)
@@ -23,7 +23,8 @@ VERBOSE = os.environ.get("CYCONV_VERBOSE", "").strip() not in ("", "0")
 
 def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None,
            stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *,
-           num_threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+           num_threads: Optional[int] = None, out: Optional[np.ndarray] = None,
+           algorithm: str = "direct") -> np.ndarray:
     """2-D convolution (cross-correlation) with the semantics of torch.nn.functional.conv2d.
 
     Parameters
@@ -45,6 +46,13 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         The array to write the result into (and return): the output's exact
         shape and dtype, C-contiguous, writeable, sharing no memory with the
         operands; an np.memmap streams the result to disk.
+    algorithm : 'direct', 'winograd' or 'auto'
+        'direct' (the default) sums each output's terms as the definition
+        does. 'winograd' computes 3x3 layers with stride 1 and dilation 1 by
+        Winograd's F(4x4, 3x3), with about 4x fewer multiplications and a
+        larger rounding error (docs/semantics.md states its bound); other
+        layers are a ValueError. 'auto' takes Winograd where it is measured
+        faster (many channels and positions) and 'direct' elsewhere.
 
     Returns
     -------
@@ -52,12 +60,16 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
         A new array of the operands' float dtype (float64 for integer
         operands), or out.
     """
+    _winograd.check_algorithm(algorithm)
     call = prepare_conv2d(input, weight, bias, stride, padding, dilation, groups,
                           num_threads, _dispatch.kernel.max_threads())
     if out is not None:
         check_out(out, result_shape(call), call.result_dtype,
                   {"input": input, "weight": weight, "bias": bias})
-    return run_conv2d(call, out=out)
+    transformed = None
+    if _winograd.use_winograd(call, algorithm):
+        transformed = _winograd.transform_weights(call.weight, call.groups, call.num_threads)
+    return run_conv2d(call, out=out, transformed=transformed)
 
 
 def result_shape(call):
@@ -65,12 +77,26 @@ def result_shape(call):
     return call.out_shape[1:] if call.unbatched else call.out_shape
 
 
-def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, out=None):
+def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, out=None,
+               transformed=None):
     """Run the kernel on a checked call, into out (checked) or a new array.
     FrozenConv2d passes the weights packed for it, and the input and thread
-    count of a new call like the checked one (the same shape and dtype)."""
+    count of a new call like the checked one (the same shape and dtype).
+    transformed: the weights as _winograd.transform_weights makes them, to
+    compute the call by Winograd (directly where an input is NaN or Inf)."""
     x = call.input if input is None else input
     computed = _kernel_target(out, call.out_shape, x.dtype, "output")
+    threads = call.num_threads if num_threads is None else num_threads
+    if transformed is not None and computed.size:
+        start = time.perf_counter() if VERBOSE else 0.0
+        ran = _winograd.forward(x, transformed, call.bias, computed, call.padding[0][0],
+                                call.padding[1][0], call.groups, threads)
+        if ran is not None:
+            if VERBOSE:
+                report("forward", ran, start, x.dtype,
+                       {"input": x.shape, "weight": call.weight.shape, "output": computed.shape},
+                       (call.stride, call.padding, call.dilation, call.groups))
+            return as_result(computed, call.result_dtype, call.unbatched, out)
     if call.far:
         _far_taps.conv2d(x, call.weight, call.bias, call.stride, call.padding, call.dilation,
                          call.groups, computed)
@@ -79,8 +105,7 @@ def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, 
         ran = _dispatch.kernel.conv2d_forward(
             x, call.weight, call.bias, computed,
             call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
-            call.dilation[0], call.dilation[1], call.groups,
-            call.num_threads if num_threads is None else num_threads, packed, packed_block)
+            call.dilation[0], call.dilation[1], call.groups, threads, packed, packed_block)
         if VERBOSE:
             report("forward", ran, start, x.dtype,
                    {"input": x.shape, "weight": call.weight.shape, "output": computed.shape},

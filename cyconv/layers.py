@@ -6,7 +6,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _dispatch
+from . import _dispatch, _winograd
 from ._types import ArrayLike, DTypeLike, IntPair, Padding
 from ._validation import (PADDING_MODES, as_int, as_kernel_array, as_pair, as_padding,
                           as_num_threads, check_out, pad_for_mode, prepare_conv2d)
@@ -29,6 +29,8 @@ class Conv2d:
     +-1/sqrt(fan_in), fan_in = in_channels / groups * kH * kW.  ``rng`` (a seed
     or a numpy.random.Generator) makes the initialisation reproducible.
     ``padding_mode`` is 'zeros', 'reflect', 'replicate' or 'circular'.
+    ``algorithm`` is conv2d's: 'direct' (the default), 'winograd' (3x3
+    layers with stride 1 and dilation 1) or 'auto'; the gradients are direct.
 
     Training without a framework: in training mode (the default; see
     ``train``/``eval``) a call keeps a reference to its input, and
@@ -48,7 +50,7 @@ class Conv2d:
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  dtype: DTypeLike = np.float32, *,
                  rng: Union[None, int, np.random.Generator] = None,
-                 num_threads: Optional[int] = None) -> None:
+                 num_threads: Optional[int] = None, algorithm: str = "direct") -> None:
         self.in_channels = as_int(in_channels, "in_channels", 1)
         self.out_channels = as_int(out_channels, "out_channels", 1)
         self.groups = as_int(groups, "groups", 1)
@@ -73,6 +75,12 @@ class Conv2d:
             raise TypeError(f"dtype must be float32 or float64, but got {self.dtype}")
         as_num_threads(num_threads, 1)
         self.num_threads = num_threads
+        self.algorithm = _winograd.check_algorithm(algorithm)
+        if algorithm == "winograd" and (self.kernel_size != (3, 3) or self.stride != (1, 1)
+                                        or self.dilation != (1, 1)):
+            raise ValueError(f"algorithm='winograd' applies to 3x3 kernels with stride 1 and "
+                             f"dilation 1, but got kernel_size {self.kernel_size}, stride "
+                             f"{self.stride}, dilation {self.dilation}")
 
         rng = np.random.default_rng(rng)
         kh, kw = self.kernel_size
@@ -97,7 +105,7 @@ class Conv2d:
         x, pads = _padded(input, self._pads, self.padding_mode)
         self._saved = (x, pads) if self.training else None
         return conv2d(x, self.weight, self.bias, self.stride, pads, self.dilation,
-                      self.groups, num_threads=self.num_threads)
+                      self.groups, num_threads=self.num_threads, algorithm=self.algorithm)
 
     def freeze(self) -> "FrozenConv2d":
         """A FrozenConv2d: this layer's configuration and a snapshot of its
@@ -211,12 +219,13 @@ class FrozenConv2d:
     padding_mode: str
     dtype: np.dtype
     num_threads: Optional[int]
+    algorithm: str
     _pads: Tuple[Tuple[int, int], Tuple[int, int]]
     _weight: np.ndarray
     _bias: Optional[np.ndarray]
     _weights_finite: bool
     _calls: Dict[Any, Any]
-    _packed: Dict[int, np.ndarray]
+    _packed: Dict[Any, np.ndarray]
 
     def __init__(self, layer: Conv2d) -> None:
         if not isinstance(layer, Conv2d):
@@ -226,7 +235,8 @@ class FrozenConv2d:
             {name: getattr(layer, name) for name in ("in_channels", "out_channels",
                                                      "kernel_size", "stride", "padding",
                                                      "dilation", "groups", "padding_mode",
-                                                     "dtype", "num_threads", "_pads")},
+                                                     "dtype", "num_threads", "algorithm",
+                                                     "_pads")},
             _weight=_read_only_copy(layer.weight),
             _bias=None if layer.bias is None else _read_only_copy(layer.bias),
             # a NaN or Inf weight may move the layer to another path (and packing)
@@ -235,7 +245,7 @@ class FrozenConv2d:
             # block its kernel reads: an input like one checked before needs no
             # checks again (they depend on its shape and dtype only)
             _calls={},
-            _packed={})  # packing block -> the weights packed in it (read-only)
+            _packed={})  # packing block (or the Winograd key) -> the weights packed so (read-only)
 
     def __setattr__(self, name, value):
         # the cached calls hold the configuration: only the thread count may change
@@ -273,28 +283,44 @@ class FrozenConv2d:
             call, block = known
             if out is not None:
                 check_out(out, result_shape(call), call.result_dtype, {"input": input})
-            return run_conv2d(call, self._packed.get(block), block,
-                              as_kernel_array(x[np.newaxis] if call.unbatched else x,
-                                              call.weight.dtype),
-                              as_num_threads(threads, kernel.max_threads()), out)
+            return self._run(call, block, as_kernel_array(x[np.newaxis] if call.unbatched else x,
+                                                          call.weight.dtype),
+                             as_num_threads(threads, kernel.max_threads()), out)
         call = prepare_conv2d(x, self._weight, self._bias, self.stride, pads, self.dilation,
                               self.groups, threads, kernel.max_threads())
         if out is not None:
             check_out(out, result_shape(call), call.result_dtype, {"input": input})
-        block = 0 if call.far else kernel.packing_block(
-            call.input.shape, call.weight.shape, call.out_shape, *call.stride,
-            call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
-            call.weight.dtype.itemsize, self._weights_finite)
-        if block and block not in self._packed:
-            # filled before it is shared: threads may race to pack, not to read half a packing
-            packed = kernel.pack_weight(call.weight, call.groups, block, call.num_threads)
-            packed.flags.writeable = False
-            self._packed[block] = packed
+        if self._weights_finite and _winograd.use_winograd(call, self.algorithm, True):
+            block = ("winograd", kernel)  # the transformed layout depends on the variant
+            if block not in self._packed:
+                # finite weights: transformed, never None
+                transformed = _winograd.transform_weights(call.weight, call.groups,
+                                                          call.num_threads)
+                assert transformed is not None
+                transformed.flags.writeable = False
+                self._packed[block] = transformed
+        else:
+            block = 0 if call.far else kernel.packing_block(
+                call.input.shape, call.weight.shape, call.out_shape, *call.stride,
+                call.padding[0][0], call.padding[1][0], *call.dilation, call.groups,
+                call.weight.dtype.itemsize, self._weights_finite)
+            if block and block not in self._packed:
+                # filled before it is shared: threads may race to pack, not to read half a packing
+                packed = kernel.pack_weight(call.weight, call.groups, block, call.num_threads)
+                packed.flags.writeable = False
+                self._packed[block] = packed
         if key is not None:
             if len(self._calls) >= _MAX_SHAPES_KEPT:
                 self._calls.clear()
             self._calls[key] = (call._replace(input=None), block)  # not kept alive
-        return run_conv2d(call, self._packed.get(block), block, out=out)
+        return self._run(call, block, None, None, out)
+
+    def _run(self, call, block, input, num_threads, out):
+        # the call by the kernel its packing block names
+        if isinstance(block, tuple):
+            return run_conv2d(call, input=input, num_threads=num_threads, out=out,
+                              transformed=self._packed[block])
+        return run_conv2d(call, self._packed.get(block), block, input, num_threads, out)
 
     forward = __call__
 
@@ -353,6 +379,8 @@ def _config_repr(layer):
         s += f", padding_mode={layer.padding_mode}"
     if layer.dtype != np.float32:
         s += f", dtype={layer.dtype.name}"
+    if layer.algorithm != "direct":
+        s += f", algorithm={layer.algorithm!r}"
     return s
 
 

@@ -61,6 +61,27 @@ cdef struct ForwardPlan:
                                 # NaN or Inf weight must give NaN (0 * w): check the weights
 
 
+cdef enum:
+    # F(4x4, 3x3), the Winograd kernel's tile
+    WINO_TILE = 4                  # output rows and columns per tile (m)
+    WINO_ALPHA = 6                 # input rows and columns per patch (m + 2)
+    WINO_POINTS = 36               # transformed positions per tile (alpha^2)
+
+
+cdef struct WinogradPlan:
+    # forward_winograd.pxi: F(4x4, 3x3) on stride-1, dilation-1 3x3 layers
+    int n_threads
+    Py_ssize_t n_items          # groups x tile blocks x runs of output-channel blocks
+    Py_ssize_t n_blocks         # output-channel blocks (OC_BLOCK) per group
+    Py_ssize_t blocks_per_item
+    Py_ssize_t n_oc_items       # runs of output-channel blocks per group and tile block
+    Py_ssize_t tiles_h          # output tiles per image, down and across
+    Py_ssize_t tiles_w
+    Py_ssize_t n_tile_blocks    # blocks of POS_BLOCK tiles (of all images)
+    Py_ssize_t slice_c          # input channels transformed at a time
+    Py_ssize_t n_slices
+
+
 cdef struct InputGradPlan:
     int path                    # an InputGradPath
     int n_threads

@@ -362,3 +362,32 @@ cdef void plan_gathered(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.n_slices = ceil_div(cin_g, plan.slice_c)
     plan.reads_in_place = is_pointwise_geometry(geo)
     plan.n_threads = capped_threads(n_threads, plan.n_items)
+
+
+cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
+                        WinogradPlan* plan) noexcept nogil:
+    # FORWARD_WINOGRAD's blocking and work split: tiles of all images in the
+    # lanes; input channels in slices whose transformed tiles fit
+    # WINOGRAD_SLICE_BYTES; runs of output-channel blocks whose products fit
+    # WINOGRAD_PRODUCT_BYTES, shorter where the call needs more items
+    cdef Py_ssize_t P = pos_block_of(itemsize)
+    cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
+    cdef Py_ssize_t block_bytes = WINO_POINTS * CYCONV_OC_BLOCK * P * itemsize
+    cdef Py_ssize_t per_block, wanted
+    memset(plan, 0, sizeof(WinogradPlan))
+    plan.tiles_h = ceil_div(geo.out_h, WINO_TILE)
+    plan.tiles_w = ceil_div(geo.out_w, WINO_TILE)
+    plan.n_tile_blocks = ceil_div(geo.batch * plan.tiles_h * plan.tiles_w, P)
+    plan.slice_c = max(1, min(cin_g, WINOGRAD_SLICE_BYTES // (WINO_POINTS * P * itemsize)))
+    plan.n_slices = ceil_div(cin_g, plan.slice_c)
+    plan.slice_c = ceil_div(cin_g, plan.n_slices)
+    plan.n_blocks = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
+    n_threads = forward_thread_cap(geo, n_threads)
+    per_block = geo.groups * plan.n_tile_blocks
+    wanted = wanted_items(n_threads, False)
+    plan.n_oc_items = max(ceil_div(plan.n_blocks, max(1, WINOGRAD_PRODUCT_BYTES // block_bytes)),
+                          min(plan.n_blocks, ceil_div(wanted, per_block)))
+    plan.blocks_per_item = ceil_div(plan.n_blocks, plan.n_oc_items)
+    plan.n_oc_items = ceil_div(plan.n_blocks, plan.blocks_per_item)
+    plan.n_items = per_block * plan.n_oc_items
+    plan.n_threads = capped_threads(n_threads, plan.n_items)

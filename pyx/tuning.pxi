@@ -93,6 +93,12 @@ cdef enum:
     GRAD_BAND_MAX_ROWS = 1152
     GRAD_BAND_MAX_BYTES = 4096
 
+    # --- Winograd kernel ---
+    # bytes of a thread's transformed input tiles (a slice of channels), and
+    # of the products an item accumulates: both stay in L2
+    WINOGRAD_SLICE_BYTES = 262144
+    WINOGRAD_PRODUCT_BYTES = 1048576
+
     # --- Memory-access distances (read by the kernels) ---
     # reduction rows pack_weight_rows packs for one group of 8 (float64: 4)
     # output channels before the next group

@@ -1,0 +1,206 @@
+"""conv2d(..., algorithm="winograd"): the F(4x4, 3x3) kernel against torch in
+float64 (the oracle) on the eligible layers of the test grid, its error held
+to the bound docs/semantics.md states, the same result on every kernel
+variant and thread count, and the choices "direct" and "auto" around it."""
+import numpy as np
+import pytest
+
+import cyconv
+from cyconv import _winograd
+from helpers import torch_conv2d
+
+# max |winograd - exact| / max |exact| the docs state for F(4x4, 3x3)
+BOUND = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-13}
+
+# (input shape, output channels, padding, groups): every padding form, odd
+# and tiny planes, partial channel blocks, several tile blocks and slices
+CASES = [
+    ((2, 8, 12, 12), 8, 1, 1),
+    ((1, 3, 9, 11), 5, 1, 1),
+    ((3, 16, 13, 7), 24, ((0, 2), (1, 0)), 1),
+    ((1, 4, 3, 3), 6, 0, 1),
+    ((2, 6, 1, 1), 4, 1, 1),
+    ((1, 5, 5, 17), 3, 2, 1),
+    ((1, 8, 10, 6), 8, 3, 1),
+    ((2, 12, 9, 9), 9, "same", 1),
+    ((2, 12, 9, 9), 9, "valid", 1),
+    ((2, 8, 11, 10), 12, 1, 4),
+    ((1, 6, 8, 8), 6, 1, 6),
+    ((3, 130, 30, 30), 20, 1, 1),
+    ((1, 64, 20, 23), 72, (1, 0), 2),
+]
+
+
+def _padding_pairs(padding):
+    if padding == "same":
+        return ((1, 1), (1, 1))
+    if padding == "valid":
+        return ((0, 0), (0, 0))
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    if isinstance(padding[0], int):
+        return ((padding[0], padding[0]), (padding[1], padding[1]))
+    return padding
+
+
+def _operands(shape, c_out, groups, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    weight = rng.standard_normal((c_out, shape[1] // groups, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(c_out).astype(dtype)
+    return x, weight, bias
+
+
+def _relative_error(got, exact):
+    return np.abs(got.astype(np.float64) - exact).max() / np.abs(exact).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, c_out, padding, groups", CASES)
+def test_matches_torch_float64_within_the_bound(kernel_variant, shape, c_out, padding, groups,
+                                                dtype):
+    x, weight, bias = _operands(shape, c_out, groups, dtype)
+    got = cyconv.conv2d(x, weight, bias, padding=padding, groups=groups, algorithm="winograd")
+    exact = torch_conv2d(x.astype(np.float64), weight.astype(np.float64),
+                         bias.astype(np.float64), padding=_padding_pairs(padding), groups=groups)
+    assert got.dtype == dtype and got.shape == exact.shape
+    assert _relative_error(got, exact) <= BOUND[np.dtype(dtype)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_it_is_winograd_and_its_error_is_of_winograd_size(dtype):
+    # the kernel computes what the NumPy Winograd in tests/reference.py does:
+    # its deviation from the direct sum is of the size of that reference's,
+    # larger than the direct kernel's in float32
+    from reference import conv2d_winograd_reference
+    x, weight, bias = _operands((2, 256, 12, 12), 32, 1, dtype, seed=3)
+    exact = torch_conv2d(x.astype(np.float64), weight.astype(np.float64), padding=1)
+    got = cyconv.conv2d(x, weight, padding=1, algorithm="winograd")
+    direct = cyconv.conv2d(x, weight, padding=1)
+    reference = conv2d_winograd_reference(x, weight, 4, dtype)
+    ours, theirs = _relative_error(got, exact), _relative_error(reference, exact)
+    assert theirs / 4 < ours < theirs * 4
+    if dtype == np.float32:
+        assert ours > 2 * _relative_error(direct, exact)
+
+
+def test_unbatched_float16_and_out(rng):
+    x, weight, bias = _operands((1, 10, 9, 14), 7, 1, np.float32)
+    x = x[0]
+    exact = torch_conv2d(x[None].astype(np.float64), weight.astype(np.float64),
+                         bias.astype(np.float64), padding=1)[0]
+    got = cyconv.conv2d(x, weight, bias, padding=1, algorithm="winograd")
+    assert got.shape == exact.shape and _relative_error(got, exact) <= 2e-5
+    out = np.empty(exact.shape, np.float32)
+    assert cyconv.conv2d(x, weight, bias, padding=1, algorithm="winograd", out=out) is out
+    np.testing.assert_array_equal(out, got)
+    half = cyconv.conv2d(x.astype(np.float16), weight.astype(np.float16), padding=1,
+                         algorithm="winograd")
+    assert half.dtype == np.float16
+    exact16 = torch_conv2d(x.astype(np.float16)[None].astype(np.float64),
+                           weight.astype(np.float16).astype(np.float64), padding=1)[0]
+    assert _relative_error(half, exact16) <= 1e-3
+
+
+def test_result_does_not_depend_on_the_thread_count(many_threads):
+    x, weight, bias = _operands((3, 40, 21, 19), 100, 1, np.float32, seed=5)
+    results = [cyconv.conv2d(x, weight, bias, padding=1, algorithm="winograd", num_threads=t)
+               for t in (1, 2, 3, 7)]
+    plans = [cyconv.plan(x.shape, weight.shape, padding=1, algorithm="winograd", num_threads=t)
+             for t in (1, 7)]
+    assert plans[0]["n_items"] < plans[1]["n_items"]  # the work really splits otherwise
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    (dict(stride=2), "stride (2, 2)"),
+    (dict(dilation=2), "dilation (2, 2)"),
+    (dict(weight_hw=(5, 5)), "kernel 5x5"),
+    (dict(weight_hw=(1, 3)), "kernel 1x3"),
+])
+def test_other_layers_are_a_value_error(kwargs, named):
+    hw = kwargs.pop("weight_hw", (3, 3))
+    x = np.ones((1, 4, 9, 9), np.float32)
+    weight = np.ones((4, 4) + hw, np.float32)
+    with pytest.raises(ValueError, match="algorithm='winograd' applies to 3x3") as info:
+        cyconv.conv2d(x, weight, algorithm="winograd", **kwargs)
+    assert named in str(info.value)
+
+
+@pytest.mark.parametrize("algorithm", ["fast", "Winograd", None, 3])
+def test_unknown_algorithm_is_a_value_error(algorithm):
+    x = np.ones((1, 4, 9, 9), np.float32)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        cyconv.conv2d(x, np.ones((4, 4, 3, 3), np.float32), algorithm=algorithm)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        cyconv.Conv2d(4, 4, 3, algorithm=algorithm)
+
+
+def test_layer_checks_its_algorithm_when_built():
+    with pytest.raises(ValueError, match="kernel_size"):
+        cyconv.Conv2d(4, 4, 3, stride=2, algorithm="winograd")
+    assert "algorithm='winograd'" in repr(cyconv.Conv2d(4, 4, 3, algorithm="winograd"))
+
+
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nonfinite_values_land_where_the_direct_sum_puts_them(where, value):
+    # Winograd would spread one NaN or Inf over whole tiles: such calls are direct
+    x, weight, bias = _operands((2, 8, 12, 12), 8, 1, np.float64)
+    if where == "input":
+        x[1, 2, 5, 6] = value
+    else:
+        weight[3, 1, 1, 2] = value
+    exact = torch_conv2d(x, weight, bias, padding=1)
+    got = cyconv.conv2d(x, weight, bias, padding=1, algorithm="winograd")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(exact))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(exact))
+    finite = np.isfinite(exact)
+    assert finite.any() and _relative_error(got[finite], exact[finite]) <= 1e-13
+    layer = cyconv.Conv2d(8, 8, 3, padding=1, dtype=np.float64, algorithm="winograd")
+    layer.weight[...], layer.bias[...] = weight, bias
+    np.testing.assert_array_equal(layer.freeze()(x), got)
+
+
+def test_frozen_layer_transforms_its_weights_once(monkeypatch):
+    layer = cyconv.Conv2d(16, 24, 3, padding=1, algorithm="winograd", rng=1)
+    frozen = layer.freeze()
+    x = np.random.default_rng(2).standard_normal((2, 16, 15, 15)).astype(np.float32)
+    first = frozen(x)
+    calls = []
+    transform = _winograd.transform_weights
+    monkeypatch.setattr(_winograd, "transform_weights",
+                        lambda *a, **k: calls.append(a) or transform(*a, **k))
+    np.testing.assert_array_equal(frozen(x), first)
+    np.testing.assert_array_equal(frozen(x[:1]), first[:1])
+    assert calls == []
+    np.testing.assert_array_equal(layer(x), first)  # the layer transforms per call
+    assert len(calls) == 1
+    exact = torch_conv2d(x.astype(np.float64), layer.weight.astype(np.float64),
+                         layer.bias.astype(np.float64), padding=1)
+    assert _relative_error(first, exact) <= 2e-5
+
+
+def test_direct_is_the_default_and_auto_changes_no_direct_result():
+    x, weight, bias = _operands((1, 64, 8, 8), 64, 1, np.float32)  # too few tiles for Winograd
+    direct = cyconv.conv2d(x, weight, bias, padding=1)
+    np.testing.assert_array_equal(cyconv.conv2d(x, weight, bias, padding=1, algorithm="auto"),
+                                  direct)
+    assert cyconv.plan(x.shape, weight.shape, padding=1, algorithm="auto")["path"] != "winograd"
+    assert cyconv.plan(x.shape, weight.shape, padding=1)["path"] != "winograd"
+    big = (4, 64, 40, 40)
+    assert cyconv.plan(big, weight.shape, padding=1, algorithm="auto")["path"] == "winograd"
+    assert cyconv.plan(big, weight.shape, padding=1, stride=2,
+                       algorithm="auto")["path"] != "winograd"
+    assert cyconv.plan(big, (64, 4, 3, 3), padding=1, groups=16,
+                       algorithm="auto")["path"] != "winograd"
+
+
+def test_plan_names_the_winograd_path():
+    plan = cyconv.plan((8, 64, 56, 56), (64, 64, 3, 3), padding=1, algorithm="winograd")
+    assert plan["path"] == "winograd" and plan["output_shape"] == (8, 64, 56, 56)
+    assert (plan["tiles_h"], plan["tiles_w"]) == (14, 14)
+    with pytest.raises(ValueError, match="forward direction"):
+        cyconv.plan((8, 64, 56, 56), (64, 64, 3, 3), padding=1, algorithm="winograd",
+                    direction="input_grad")

@@ -154,9 +154,24 @@ def transform_weights(weight: np.ndarray, groups: int, num_threads: int,
                                              num_threads)
 
 
-def forward(x, transformed, bias, out, pad_top, pad_left, groups, num_threads):
-    """out = the call's result by Winograd; returns the kernel's (path,
-    threads), or None when an input is NaN or Inf (out is then incomplete)."""
-    a_t, _, b_t = matrices(TILE)
-    return _dispatch.kernel.conv2d_winograd(x, transformed, bias, out, pad_top, pad_left,
-                                            groups, a_t, b_t, num_threads)
+def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_threads,
+            flipped=False):
+    """out = the call's result by Winograd, from the weights transform_weights
+    made (transformed), or from weight (transformed in the call); returns the
+    kernel's (path, threads), or None when an input or weight is NaN or Inf
+    (out is then incomplete).  flipped: x is grad_output, out the input
+    gradient of the convolution by weight, the paddings 2 - its paddings."""
+    a_t, g, b_t = matrices(TILE)
+    return _dispatch.kernel.conv2d_winograd(x, weight, transformed, bias, out, pad_top,
+                                            pad_left, groups, a_t, g, b_t, num_threads,
+                                            flipped)
+
+
+def use_winograd_input_grad(algorithm: str, weight_shape, stride, dilation, groups,
+                            input_shape, far: bool) -> bool:
+    """Whether the input gradient of a conv2d call runs the Winograd kernel:
+    use_winograd for the stride-1 convolution of grad_output that computes
+    it (input_shape is its output, the weight transposed per group)."""
+    c_out, c_in_g, kh, kw = weight_shape
+    return chooses_winograd(algorithm, (c_in_g * groups, c_out // groups, kh, kw), stride,
+                            dilation, groups, input_shape, far)

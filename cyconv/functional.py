@@ -66,10 +66,7 @@ def conv2d(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None
     if out is not None:
         check_out(out, result_shape(call), call.result_dtype,
                   {"input": input, "weight": weight, "bias": bias})
-    transformed = None
-    if _winograd.use_winograd(call, algorithm):
-        transformed = _winograd.transform_weights(call.weight, call.groups, call.num_threads)
-    return run_conv2d(call, out=out, transformed=transformed)
+    return run_conv2d(call, out=out, winograd=_winograd.use_winograd(call, algorithm))
 
 
 def result_shape(call):
@@ -78,19 +75,20 @@ def result_shape(call):
 
 
 def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, out=None,
-               transformed=None):
+               winograd=False, transformed=None):
     """Run the kernel on a checked call, into out (checked) or a new array.
     FrozenConv2d passes the weights packed for it, and the input and thread
     count of a new call like the checked one (the same shape and dtype).
-    transformed: the weights as _winograd.transform_weights makes them, to
-    compute the call by Winograd (directly where an input is NaN or Inf)."""
+    winograd: compute the call by Winograd (directly where an input or weight
+    is NaN or Inf), from transformed (the weights as
+    _winograd.transform_weights makes them) or, if None, from call.weight."""
     x = call.input if input is None else input
     computed = _kernel_target(out, call.out_shape, x.dtype, "output")
     threads = call.num_threads if num_threads is None else num_threads
-    if transformed is not None and computed.size:
+    if winograd and computed.size:
         start = time.perf_counter() if VERBOSE else 0.0
-        ran = _winograd.forward(x, transformed, call.bias, computed, call.padding[0][0],
-                                call.padding[1][0], call.groups, threads)
+        ran = _winograd.forward(x, call.weight, transformed, call.bias, computed,
+                                call.padding[0][0], call.padding[1][0], call.groups, threads)
         if ran is not None:
             if VERBOSE:
                 report("forward", ran, start, x.dtype,
@@ -203,7 +201,8 @@ def _phase_taps(phase, pad, stride, dilation, kernel_size):
 
 
 def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dilation,
-                   groups, num_threads, far=False, what="input gradient", into=None):
+                   groups, num_threads, far=False, what="input gradient", into=None,
+                   winograd=False):
     """bias + the gradient of conv2d(input, weight) with respect to its input,
     for checked operands (conv_transpose2d too), into `into` or a new array.
 
@@ -212,7 +211,8 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     groups, kH, kW) and flipped, the gradient is a stride-1 convolution of
     grad_output, which the forward kernel computes; a stride s splits the
     input rows (and columns) into s phases that see different taps, each one
-    such convolution, computed here.
+    such convolution, computed here.  winograd: a stride-1 3x3 layer's
+    gradient by the Winograd kernel (directly where a value is NaN or Inf).
     """
     (sh, sw), (dh, dw) = stride, dilation
     pad_top, pad_left = padding[0][0], padding[1][0]
@@ -225,6 +225,15 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     if result.size == 0:
         return result
     start = time.perf_counter() if VERBOSE else 0.0
+    if winograd:
+        ran = _winograd.forward(grad_output, weight, None, bias, result, 2 - pad_top,
+                                2 - pad_left, groups, num_threads, flipped=True)
+        if ran is not None:
+            if VERBOSE:
+                report("input_grad", ran, start, weight.dtype,
+                       {"input": input_shape, "weight": weight.shape,
+                        "grad_output": grad_output.shape}, (stride, padding, dilation, groups))
+            return result
     ran = _dispatch.kernel.conv2d_input_grad(grad_output, weight, bias, result, sh, sw,
                                              pad_top, pad_left, dh, dw, groups, num_threads)
     if ran[0] == "phases":

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _dispatch, functional
+from . import _dispatch, _winograd, functional
 from ._types import ArrayLike, IntPair, Padding, Shape
 from ._validation import (as_float_operands, as_num_threads, check_input_ndim,
                           prepare_conv2d_grad)
@@ -25,13 +25,20 @@ __all__ = ["conv2d_input", "conv2d_weight", "conv2d_bias"]
 
 def conv2d_input(input_size: Shape, weight: ArrayLike, grad_output: ArrayLike,
                  stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
-                 groups: int = 1, *, num_threads: Optional[int] = None) -> np.ndarray:
-    """The gradient of conv2d with respect to its input, of shape input_size."""
+                 groups: int = 1, *, num_threads: Optional[int] = None,
+                 algorithm: str = "direct") -> np.ndarray:
+    """The gradient of conv2d with respect to its input, of shape input_size.
+    algorithm: as conv2d's ('winograd' and 'auto' for 3x3 layers with
+    stride 1 and dilation 1, whose input gradient is such a convolution too)."""
+    _winograd.check_algorithm(algorithm)
     call = prepare_conv2d_grad(None, input_size, weight, None, grad_output, stride, padding,
                                dilation, groups, num_threads, _dispatch.kernel.max_threads())
+    winograd = _winograd.use_winograd_input_grad(algorithm, call.weight.shape, call.stride,
+                                                 call.dilation, call.groups, call.input_shape,
+                                                 call.far)
     result = functional.run_input_grad(call.grad_output, call.weight, None, call.input_shape,
                                        call.stride, call.padding, call.dilation, call.groups,
-                                       call.num_threads, call.far)
+                                       call.num_threads, call.far, winograd=winograd)
     return functional.as_result(result, call.result_dtype, call.unbatched)
 
 

@@ -30,7 +30,8 @@ class Conv2d:
     or a numpy.random.Generator) makes the initialisation reproducible.
     ``padding_mode`` is 'zeros', 'reflect', 'replicate' or 'circular'.
     ``algorithm`` is conv2d's: 'direct' (the default), 'winograd' (3x3
-    layers with stride 1 and dilation 1) or 'auto'; the gradients are direct.
+    layers with stride 1 and dilation 1) or 'auto', for the output and the
+    input gradient; the weight gradient is direct.
 
     Training without a framework: in training mode (the default; see
     ``train``/``eval``) a call keeps a reference to its input, and
@@ -125,7 +126,8 @@ class Conv2d:
         self.weight_grad = conv2d_weight(x, self.weight.shape, grad_output, **conv)
         self.bias_grad = (None if self.bias is None
                           else conv2d_bias(grad_output, num_threads=self.num_threads))
-        grad_input = conv2d_input(np.shape(x), self.weight, grad_output, **conv)
+        grad_input = conv2d_input(np.shape(x), self.weight, grad_output, **conv,
+                                  algorithm=self.algorithm)
         if self.padding_mode != "zeros":
             grad_input = _unpad_gradient(grad_input, self._pads, self.padding_mode)
         return grad_input
@@ -319,7 +321,7 @@ class FrozenConv2d:
         # the call by the kernel its packing block names
         if isinstance(block, tuple):
             return run_conv2d(call, input=input, num_threads=num_threads, out=out,
-                              transformed=self._packed[block])
+                              winograd=True, transformed=self._packed[block])
         return run_conv2d(call, self._packed.get(block), block, input, num_threads, out)
 
     forward = __call__

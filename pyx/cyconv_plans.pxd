@@ -80,6 +80,8 @@ cdef struct WinogradPlan:
     Py_ssize_t n_tile_blocks    # blocks of POS_BLOCK tiles (of all images)
     Py_ssize_t slice_c          # input channels transformed at a time
     Py_ssize_t n_slices
+    bint fused_weights          # items transform the weights they need, a slice at a time
+    bint flipped                # the weights are the input gradient's (turned, transposed)
 
 
 cdef struct InputGradPlan:

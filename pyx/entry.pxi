@@ -268,7 +268,6 @@ def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, bin
     None when a weight is NaN or Inf (Winograd would spread it over whole
     tiles: such a layer is computed directly)."""
     cdef Geometry geo
-    cdef Py_ssize_t n_blocks, item
     cdef floating[::1] dst
     geo.groups = groups
     geo.out_channels, geo.in_channels = weight.shape[0], weight.shape[1] * groups
@@ -276,43 +275,65 @@ def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, bin
         geo.out_channels, geo.in_channels = geo.in_channels, geo.out_channels
     if not all_finite(&weight[0, 0, 0, 0], values(weight.shape)):
         return None
-    n_blocks = ceil_div(geo.out_channels // groups, CYCONV_OC_BLOCK)
     transformed = np.empty(winograd_size(&geo), dtype=np.float32 if floating is float else np.float64)
     dst = transformed
     with nogil:
-        for item in prange(groups * n_blocks, schedule='static', num_threads=num_threads):
-            winograd_weight_block(&weight[0, 0, 0, 0], &geo, flipped, &g_mat[0, 0],
-                                  item // n_blocks, item % n_blocks, &dst[0])
+        transform_all_weights(&weight[0, 0, 0, 0], &geo, flipped, &g_mat[0, 0], num_threads,
+                              &dst[0])
     return transformed
 
 
-def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[::1] transformed,
-                    const floating[::1] bias, floating[:, :, :, ::1] out,
+def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,
+                    transformed, const floating[::1] bias, floating[:, :, :, ::1] out,
                     Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
-                    const double[:, ::1] a_t, const double[:, ::1] b_t, int num_threads):
-    """out = bias + the stride-1 3x3 convolution of x by the weight that
-    winograd_weights transformed (F(4x4, 3x3): a_t and b_t its 4x6 and 6x6
-    matrices); returns ("winograd", the threads it started), or None when an
-    input is NaN or Inf (out is then incomplete: compute the layer directly)."""
+                    const double[:, ::1] a_t, const double[:, ::1] g_mat,
+                    const double[:, ::1] b_t, int num_threads, bint flipped=False):
+    """out = bias + the stride-1 3x3 convolution of x by weight, by Winograd's
+    F(4x4, 3x3) (a_t, g_mat, b_t its 4x6, 6x3 and 6x6 matrices).
+    transformed: weight as winograd_weights transforms it, or None to
+    transform it here.  flipped: x is grad_output and out the input gradient
+    of the convolution by weight (padding: 2 - its padding).  Returns ("winograd", the threads it started), or None
+    when an input or weight is NaN or Inf (out is then incomplete: compute the
+    layer directly)."""
     cdef Geometry geo
     cdef WinogradPlan plan
-    cdef Py_ssize_t status
+    cdef Py_ssize_t status = 0
+    cdef const floating[::1] given
+    cdef const floating* u = NULL
+    cdef floating* owned = NULL
     winograd_geometry(&geo, x.shape, out.shape, pad_top, pad_left, groups)
-    if transformed.shape[0] != winograd_size(&geo):
-        raise ValueError(f"cyconv: {transformed.shape[0]} transformed weights for a layout "
-                         f"of {winograd_size(&geo)}")
-    plan_winograd(&geo, sizeof(floating), num_threads, &plan)
+    if transformed is not None:
+        given = transformed
+        if given.shape[0] != winograd_size(&geo):
+            raise ValueError(f"cyconv: {given.shape[0]} transformed weights for a layout "
+                             f"of {winograd_size(&geo)}")
+        u = &given[0]
+    elif not all_finite(&weight[0, 0, 0, 0], values(weight.shape)):
+        return None
+    plan_winograd(&geo, sizeof(floating), num_threads, u != NULL, &plan)
+    plan.flipped = flipped
     with nogil:
-        status = forward_winograd(&x[0, 0, 0, 0], &transformed[0], &bias[0], &out[0, 0, 0, 0],
-                                  &geo, &plan, &a_t[0, 0], &b_t[0, 0])
+        if u == NULL and not plan.fused_weights:
+            owned = <floating*>work_alloc(&status, True, winograd_size(&geo) * sizeof(floating))
+            if owned != NULL:
+                transform_all_weights(&weight[0, 0, 0, 0], &geo, flipped, &g_mat[0, 0],
+                                      plan.n_threads, owned)
+                u = owned
+        if status == 0:
+            status = forward_winograd(&x[0, 0, 0, 0], u, &weight[0, 0, 0, 0], &bias[0],
+                                      &out[0, 0, 0, 0], &geo, &plan, &a_t[0, 0], &g_mat[0, 0],
+                                      &b_t[0, 0])
+        cyconv_aligned_free(owned)
     if status > 0:
         raise_memory_error(status, "forward convolution", "winograd")
     return None if status < 0 else ("winograd", plan.n_threads)
 
 
 def plan_winograd_call(tuple x_shape, tuple out_shape, Py_ssize_t pad_top, Py_ssize_t pad_left,
-                       Py_ssize_t groups, Py_ssize_t itemsize, int num_threads):
-    """The WinogradPlan of a conv2d_winograd call, as a dict."""
+                       Py_ssize_t groups, Py_ssize_t itemsize, int num_threads,
+                       bint transformed=False):
+    """The WinogradPlan of a conv2d_winograd call (transformed: it brings the
+    transformed weights, as a FrozenConv2d does), as a dict."""
     cdef Geometry geo
     cdef WinogradPlan plan
     cdef Py_ssize_t xs[4]
@@ -321,7 +342,7 @@ def plan_winograd_call(tuple x_shape, tuple out_shape, Py_ssize_t pad_top, Py_ss
     for i in range(4):
         xs[i], os[i] = x_shape[i], out_shape[i]
     winograd_geometry(&geo, xs, os, pad_top, pad_left, groups)
-    plan_winograd(&geo, itemsize, num_threads, &plan)
+    plan_winograd(&geo, itemsize, num_threads, transformed, &plan)
     return plan
 
 

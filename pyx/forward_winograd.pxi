@@ -44,30 +44,29 @@ cdef inline void apply_rows(const floating* mat, int n_out,
 
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,
                                 const double* g_mat, Py_ssize_t group, Py_ssize_t b,
-                                floating* u) noexcept nogil:
-    # U[group][xi][b][c][o] = (G w G^T)[xi] for the OC_BLOCK output channels
-    # of block b (zeros past the last), every input channel c, in float64.
-    # geo is the convolution the kernel runs; flipped: it is the input
-    # gradient, whose weight w[o][c] is weight[c][o] turned by 180 degrees.
+                                Py_ssize_t c0, Py_ssize_t cn, floating* dst,
+                                Py_ssize_t ld_xi) noexcept nogil:
+    # dst[xi * ld_xi + (c - c0) * OC_BLOCK + o] = (G w G^T)[xi] for the
+    # OC_BLOCK output channels o of block b (zeros past the last) and the
+    # input channels c0 <= c < c0 + cn, computed in float64.  geo is the convolution the kernel runs; flipped: it is the
+    # input gradient, whose weight w[o][c] is weight[c][o] turned by 180 degrees.
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
-    cdef Py_ssize_t n_blocks = ceil_div(cout_g, OB)
     cdef Py_ssize_t valid = min(OB, cout_g - b * OB)
     cdef double g[WINO_ALPHA * 3]
     cdef double w[9][CYCONV_OC_BLOCK]
     cdef double t[WINO_ALPHA * 3][CYCONV_OC_BLOCK]
-    cdef double acc[CYCONV_OC_BLOCK]
     cdef const floating* src
-    cdef floating* dst
+    cdef floating* row
     cdef Py_ssize_t c, o, oc
-    cdef int i, k, a, l
+    cdef int i, a, l
     for i in range(WINO_ALPHA * 3):
         g[i] = g_mat[i]
     for i in range(9):
         for o in range(OB):
             w[i][o] = 0
-    for c in range(cin_g):
+    for c in range(c0, c0 + cn):
         for o in range(valid):
             oc = b * OB + o
             if flipped:  # weight is (in channels, out channels / groups, 3, 3)
@@ -78,25 +77,33 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
                 src = weight + ((group * cout_g + oc) * cin_g + c) * 9
                 for i in range(9):
                     w[i][o] = src[i]
-        for a in range(WINO_ALPHA):  # t = G w
+        # t = G w, then U = t G^T: whole sums, no branches, so that gcc keeps
+        # them in registers (G's zeros add exact zeros)
+        for a in range(WINO_ALPHA):
             for l in range(3):
                 for o in range(OB):
-                    acc[o] = 0
-                for k in range(3):
-                    for o in range(OB):
-                        acc[o] += g[a * 3 + k] * w[k * 3 + l][o]
-                for o in range(OB):
-                    t[a * 3 + l][o] = acc[o]
-        for a in range(WINO_ALPHA):  # U = t G^T
+                    t[a * 3 + l][o] = (g[a * 3] * w[l][o] + g[a * 3 + 1] * w[3 + l][o]
+                                       + g[a * 3 + 2] * w[6 + l][o])
+        for a in range(WINO_ALPHA):
             for l in range(WINO_ALPHA):
+                row = dst + (a * WINO_ALPHA + l) * ld_xi + (c - c0) * OB
                 for o in range(OB):
-                    acc[o] = 0
-                for k in range(3):
-                    for o in range(OB):
-                        acc[o] += t[a * 3 + k][o] * g[l * 3 + k]
-                dst = u + (((group * WINO_POINTS + a * WINO_ALPHA + l) * n_blocks + b) * cin_g + c) * OB
-                for o in range(OB):
-                    dst[o] = <floating>acc[o]
+                    row[o] = <floating>(t[a * 3][o] * g[l * 3] + t[a * 3 + 1][o] * g[l * 3 + 1]
+                                        + t[a * 3 + 2][o] * g[l * 3 + 2])
+
+
+cdef void transform_all_weights(const floating* weight, const Geometry* geo, bint flipped,
+                                const double* g_mat, int n_threads, floating* u) noexcept nogil:
+    # u = U[group][xi][block][c][o] for every block, OC_BLOCK output channels each
+    cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
+    cdef Py_ssize_t n_blocks = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
+    cdef Py_ssize_t item, group, b
+    for item in prange(geo.groups * n_blocks, schedule='static', num_threads=n_threads):
+        group = item // n_blocks
+        b = item % n_blocks
+        winograd_weight_block(weight, geo, flipped, g_mat, group, b, 0, cin_g,
+                              u + (group * WINO_POINTS * n_blocks + b) * cin_g * CYCONV_OC_BLOCK,
+                              n_blocks * cin_g * CYCONV_OC_BLOCK)
 
 
 cdef Py_ssize_t tile_runs(const WinogradPlan* plan, Py_ssize_t first,
@@ -192,12 +199,16 @@ cdef inline void store_tile_rows(const floating* y, floating bias, const Geometr
         lane += nt
 
 
-cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* bias,
-                                 floating* out, const Geometry* geo, const WinogradPlan* plan,
-                                 const double* a_t, const double* b_t) noexcept nogil:
-    # Returns 0, -1 when a transformed input is NaN or Inf (the output is then
-    # incomplete: Winograd would spread it over whole tiles, so the caller
-    # computes the layer directly), or the bytes of a buffer it could not allocate.
+cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
+                                 const floating* bias, floating* out, const Geometry* geo,
+                                 const WinogradPlan* plan, const double* a_t, const double* g_mat,
+                                 const double* b_t) noexcept nogil:
+    # u: the transformed weights (transform_all_weights); with
+    # plan.fused_weights NULL, and each item transforms the blocks of weight
+    # it needs, a slice at a time.  Returns 0, -1 when a transformed input is
+    # NaN or Inf (the output is then incomplete: Winograd would spread it
+    # over whole tiles, so the caller computes the layer directly), or the
+    # bytes of a buffer it could not allocate.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -216,6 +227,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating* v
     cdef floating* m
     cdef floating* acc
+    cdef floating* u_slice  # fused: one block's transformed weights for a slice
     cdef floating* work  # the patches d, the half-transformed tiles, a row of input
     cdef floating* check  # per lane: 0, or NaN once a transformed input is NaN or Inf
     cdef Py_ssize_t* runs
@@ -236,8 +248,13 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
         work = <floating*>work_alloc(failed_flag, True, (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
                                      * sizeof(floating))
         runs = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * P * sizeof(Py_ssize_t))
+        u_slice = NULL
+        if plan.fused_weights:
+            u_slice = <floating*>work_alloc(failed_flag, True, WINO_POINTS * plan.slice_c * OB
+                                            * sizeof(floating))
         for item in prange(plan.n_items, schedule='static'):
-            if v == NULL or m == NULL or work == NULL or runs == NULL:
+            if (v == NULL or m == NULL or work == NULL or runs == NULL
+                    or (plan.fused_weights and u_slice == NULL)):
                 continue
             b0 = item % plan.n_oc_items * plan.blocks_per_item
             b1 = min(n_blocks, b0 + plan.blocks_per_item)
@@ -266,7 +283,17 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                     for xi in range(WINO_POINTS):  # 0 * NaN and 0 * Inf are NaN
                         for p in range(P):
                             check[p] += zero_tile[p] * v[xi * ldv + c * P + p]
-                for xi in range(WINO_POINTS):  # the products, started from 0 on the first slice
+                # the products, started from 0 on the first slice
+                if plan.fused_weights:
+                    for bl in range(b1 - b0):
+                        winograd_weight_block(weight, geo, plan.flipped, g_mat, group, b0 + bl,
+                                              c0, cn, u_slice, cn * OB)
+                        for xi in range(WINO_POINTS):
+                            acc = m + xi * ldm + bl * OB * P
+                            mk_oc_pos_rows(v + xi * ldv, cn, P, u_slice + xi * cn * OB,
+                                           acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
+                    continue
+                for xi in range(WINO_POINTS):
                     for bl in range(b1 - b0):
                         acc = m + xi * ldm + bl * OB * P
                         mk_oc_pos_rows(v + xi * ldv, cn, P,
@@ -293,6 +320,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
         cyconv_aligned_free(v)
         cyconv_aligned_free(m)
         cyconv_aligned_free(work)
+        cyconv_aligned_free(u_slice)
         free(runs)
     if failed != 0:
         return failed

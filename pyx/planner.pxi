@@ -365,11 +365,13 @@ cdef void plan_gathered(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
 
 
 cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
-                        WinogradPlan* plan) noexcept nogil:
+                        bint transformed, WinogradPlan* plan) noexcept nogil:
     # FORWARD_WINOGRAD's blocking and work split: tiles of all images in the
     # lanes; input channels in slices whose transformed tiles fit
     # WINOGRAD_SLICE_BYTES; runs of output-channel blocks whose products fit
-    # WINOGRAD_PRODUCT_BYTES, shorter where the call needs more items
+    # WINOGRAD_PRODUCT_BYTES, shorter where the call needs more items.
+    # transformed: the caller brings the transformed weights; else the items
+    # transform them where few tile blocks would use each (fused_weights)
     cdef Py_ssize_t P = pos_block_of(itemsize)
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t block_bytes = WINO_POINTS * CYCONV_OC_BLOCK * P * itemsize
@@ -385,9 +387,16 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     n_threads = forward_thread_cap(geo, n_threads)
     per_block = geo.groups * plan.n_tile_blocks
     wanted = wanted_items(n_threads, False)
-    plan.n_oc_items = max(ceil_div(plan.n_blocks, max(1, WINOGRAD_PRODUCT_BYTES // block_bytes)),
-                          min(plan.n_blocks, ceil_div(wanted, per_block)))
+    plan.n_oc_items = ceil_div(plan.n_blocks, max(1, WINOGRAD_PRODUCT_BYTES // block_bytes))
+    if per_block < wanted:
+        # each run of channel blocks transforms the tiles' input again: just
+        # enough runs for every thread to take as many items
+        plan.n_oc_items = max(plan.n_oc_items, ceil_div(n_threads, per_block))
+        while (per_block * plan.n_oc_items) % n_threads and plan.n_oc_items < plan.n_blocks:
+            plan.n_oc_items += 1
+    plan.n_oc_items = min(plan.n_oc_items, plan.n_blocks)
     plan.blocks_per_item = ceil_div(plan.n_blocks, plan.n_oc_items)
     plan.n_oc_items = ceil_div(plan.n_blocks, plan.blocks_per_item)
     plan.n_items = per_block * plan.n_oc_items
     plan.n_threads = capped_threads(n_threads, plan.n_items)
+    plan.fused_weights = not transformed and plan.n_tile_blocks <= WINOGRAD_FUSED_TILE_BLOCKS

@@ -98,6 +98,9 @@ cdef enum:
     # of the products an item accumulates: both stay in L2
     WINOGRAD_SLICE_BYTES = 262144
     WINOGRAD_PRODUCT_BYTES = 1048576
+    # a call that brings no transformed weights transforms them inside the
+    # items (each block once per block of tiles) up to this many tile blocks
+    WINOGRAD_FUSED_TILE_BLOCKS = 1
 
     # --- Memory-access distances (read by the kernels) ---
     # reduction rows pack_weight_rows packs for one group of 8 (float64: 4)

@@ -13,7 +13,8 @@ from helpers import torch_conv2d
 BOUND = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-13}
 
 # (input shape, output channels, padding, groups): every padding form, odd
-# and tiny planes, partial channel blocks, several tile blocks and slices
+# and tiny planes, partial channel blocks, several tile blocks and slices,
+# weights transformed in the items (few tile blocks) and before the call
 CASES = [
     ((2, 8, 12, 12), 8, 1, 1),
     ((1, 3, 9, 11), 5, 1, 1),
@@ -27,6 +28,7 @@ CASES = [
     ((2, 8, 11, 10), 12, 1, 4),
     ((1, 6, 8, 8), 6, 1, 6),
     ((3, 130, 30, 30), 20, 1, 1),
+    ((4, 8, 40, 37), 10, 1, 1),  # enough tile blocks for weights transformed before the call
     ((1, 64, 20, 23), 72, (1, 0), 2),
 ]
 
@@ -175,8 +177,8 @@ def test_frozen_layer_transforms_its_weights_once(monkeypatch):
     np.testing.assert_array_equal(frozen(x), first)
     np.testing.assert_array_equal(frozen(x[:1]), first[:1])
     assert calls == []
-    np.testing.assert_array_equal(layer(x), first)  # the layer transforms per call
-    assert len(calls) == 1
+    # the layer transforms its weights in the kernel on every call, the same way
+    np.testing.assert_array_equal(layer(x), first)
     exact = torch_conv2d(x.astype(np.float64), layer.weight.astype(np.float64),
                          layer.bias.astype(np.float64), padding=1)
     assert _relative_error(first, exact) <= 2e-5
@@ -204,3 +206,51 @@ def test_plan_names_the_winograd_path():
     with pytest.raises(ValueError, match="forward direction"):
         cyconv.plan((8, 64, 56, 56), (64, 64, 3, 3), padding=1, algorithm="winograd",
                     direction="input_grad")
+
+
+# --- the input gradient: a stride-1 3x3 convolution of grad_output too ---
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, c_out, padding, groups", CASES)
+def test_input_gradient_matches_torch_float64_within_the_bound(kernel_variant, shape, c_out,
+                                                               padding, groups, dtype):
+    from helpers import torch_conv2d_grads
+    x, weight, bias = _operands(shape, c_out, groups, dtype)
+    pads = _padding_pairs(padding)
+    out_shape = torch_conv2d(x, weight, padding=pads, groups=groups).shape
+    grad_out = np.random.default_rng(9).standard_normal(out_shape).astype(dtype)
+    got = cyconv.grad.conv2d_input(x.shape, weight, grad_out, padding=padding, groups=groups,
+                                   algorithm="winograd")
+    exact = torch_conv2d_grads(x.astype(np.float64), weight.astype(np.float64), None,
+                               grad_out.astype(np.float64), padding=pads, groups=groups)[0]
+    assert got.dtype == dtype and got.shape == x.shape
+    assert _relative_error(got, exact) <= BOUND[np.dtype(dtype)]
+
+
+def test_input_gradient_is_winograd_and_layers_train_with_it():
+    from helpers import torch_conv2d_grads
+    layer = cyconv.Conv2d(48, 40, 3, padding=2, algorithm="winograd", rng=4)
+    x = np.random.default_rng(5).standard_normal((2, 48, 11, 13)).astype(np.float32)
+    grad_out = np.random.default_rng(6).standard_normal(layer(x).shape).astype(np.float32)
+    grad_x = layer.backward(grad_out)
+    exact = torch_conv2d_grads(x.astype(np.float64), layer.weight.astype(np.float64),
+                               layer.bias.astype(np.float64), grad_out.astype(np.float64),
+                               padding=2)
+    direct = cyconv.grad.conv2d_input(x.shape, layer.weight, grad_out, padding=2)
+    assert _relative_error(grad_x, exact[0]) <= 2e-5
+    assert _relative_error(grad_x, exact[0]) > 2 * _relative_error(direct, exact[0])
+    assert _relative_error(layer.weight_grad, exact[1]) <= 1e-5  # direct
+
+
+def test_input_gradient_errors_and_nonfinite_weights():
+    w = np.ones((4, 4, 3, 3))
+    with pytest.raises(ValueError, match="algorithm='winograd' applies to 3x3"):
+        cyconv.grad.conv2d_input((1, 4, 9, 9), w, np.ones((1, 4, 4, 4)), stride=2,
+                                 algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        cyconv.grad.conv2d_input((1, 4, 9, 9), w, np.ones((1, 4, 7, 7)), algorithm="fft")
+    w[1, 2, 0, 1] = np.inf
+    grad_out = np.random.default_rng(0).standard_normal((1, 4, 9, 9))
+    got = cyconv.grad.conv2d_input((1, 4, 9, 9), w, grad_out, padding=1, algorithm="winograd")
+    np.testing.assert_array_equal(got, cyconv.grad.conv2d_input((1, 4, 9, 9), w, grad_out,
+                                                                padding=1))

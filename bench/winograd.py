@@ -7,7 +7,8 @@ channels (the dilated one excluded), float32 and float64, at 1 and 2 threads.
 Each case times, in interleaved rounds (bench.py's time_interleaved):
 cyconv.conv2d with algorithm "direct", "winograd" (weights transformed on
 every call) and "auto", a FrozenConv2d with algorithm "winograd" (weights
-transformed once), torch and ONNX Runtime (float32).  GFLOP/s count the
+transformed once), torch and ONNX Runtime (float32); and the input gradient
+(cyconv.grad.conv2d_input, "winograd" and "direct", and torch.nn.grad's).  GFLOP/s count the
 direct convolution's multiply-adds ("effective" for Winograd, which does
 fewer).  Speed-ups are medians of per-round ratios.  Accuracy: max |result -
 float64 direct sum| / max |sum| on standard-normal data, for Winograd, the
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import cyconv
+import cyconv.grad
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -43,11 +45,26 @@ def make_runs(layer, x, w, b, threads):
            for name, algorithm in (("direct", "direct"), ("winograd", "winograd"),
                                    ("auto", "auto"))}
     fns["frozen winograd"] = lambda: frozen(x)
+    grad_out = np.ascontiguousarray(cyconv.conv2d(x, w, b, **conv)[:, :, ::-1])
+    for name, algorithm in (("grad winograd", "winograd"), ("grad direct", "direct")):
+        fns[name] = (lambda a=algorithm: cyconv.grad.conv2d_input(
+            x.shape, w, grad_out, padding=layer.padding, num_threads=threads, algorithm=a))
+    fns["grad torch"] = make_torch_input_grad(x, w, grad_out, layer, threads)
     fns["torch"] = make_torch(x, w, b, layer, threads)
     ort = make_onnxruntime(x, w, b, layer, threads)
     if ort is not None:
         fns["onnxruntime"] = ort
     return fns
+
+
+def make_torch_input_grad(x, w, grad_out, layer, threads):
+    import torch
+    tw, tg = torch.from_numpy(w), torch.from_numpy(grad_out)
+
+    def run():
+        torch.set_num_threads(threads)
+        return torch.nn.grad.conv2d_input(x.shape, tw, tg, padding=layer.padding).numpy()
+    return run
 
 
 def errors(layer, dtype):
@@ -95,8 +112,10 @@ def main(argv=None):
                                                 algorithm="auto")["path"]}
                 for name, t in times.items():
                     row[f"{name} ms"] = statistics.median(t) * 1e3
+                for name in ("grad direct", "grad torch"):
+                    row[f"grad winograd vs {name[5:]}"] = round_ratio(times, name, "grad winograd")
                 for name in fns:
-                    if name not in ("winograd", "frozen winograd"):
+                    if name not in ("winograd", "frozen winograd") and not name.startswith("grad"):
                         row[f"winograd vs {name}"] = round_ratio(times, name, "winograd")
                         row[f"frozen vs {name}"] = round_ratio(times, name, "frozen winograd")
                 rows.append(row)
@@ -117,9 +136,11 @@ def summary(rows):
             parts = []
             for run, peer in (("winograd", "torch"), ("winograd", "onnxruntime"),
                               ("winograd", "direct"), ("frozen", "torch"), ("frozen", "direct"),
-                              ("auto", "direct")):
+                              ("auto", "direct"), ("auto", "torch"), ("auto", "onnxruntime"),
+                              ("grad winograd", "torch"), ("grad winograd", "direct")):
                 key = f"{run} vs {peer}" if run != "auto" else None
-                values = ([r[f"winograd vs {peer}"] / r["winograd vs auto"] for r in sel]
+                values = ([r[f"winograd vs {peer}"] / r["winograd vs auto"] for r in sel
+                           if f"winograd vs {peer}" in r]
                           if run == "auto" else [r[key] for r in sel if key in r])
                 if not values:
                     continue
@@ -138,12 +159,16 @@ def markdown(rows):
            "on every call (conv2d, Conv2d), `frozen` once (FrozenConv2d); `auto` is what "
            "`algorithm=\"auto\"` chose. Effective GFLOP/s count the direct convolution's "
            "multiply-adds. Speed-up = the other's time / Winograd's (median of per-round "
-           "ratios). Error = max |result - float64 sum| / max |sum|, standard-normal data.",
+           "ratios). Error = max |result - float64 sum| / max |sum|, standard-normal data "
+           "(torch's float64 result is that sum). `grad winograd`: the input gradient "
+           "(cyconv.grad.conv2d_input) by Winograd against torch.nn.grad.conv2d_input and "
+           "the direct kernels.",
            "", "**Summary**", ""] + summary(rows) + ["",
            "| layer | dtype | thr | winograd ms | eff. GFLOP/s | frozen ms | direct ms | "
            "torch ms | onnxruntime ms | winograd vs torch | frozen vs torch | "
            "winograd vs onnxruntime | winograd vs direct | auto takes | error winograd | "
-           "error direct | error torch |", "|" + "---|" * 17]
+           "error direct | error torch | input grad ms | vs torch | vs direct |",
+           "|" + "---|" * 20]
     for r in rows:
         def ms(name):
             v = r.get(f"{name} ms")
@@ -159,7 +184,8 @@ def markdown(rows):
                    f"{ratio('winograd vs torch')} | {ratio('frozen vs torch')} | "
                    f"{ratio('winograd vs onnxruntime')} | {ratio('winograd vs direct')} | "
                    f"{r['path_auto']} | {e['winograd']:.1e} | {e['direct']:.1e} | "
-                   f"{e['torch']:.1e} |")
+                   f"{e['torch']:.1e} | {ms('grad winograd')} | "
+                   f"{ratio('grad winograd vs torch')} | {ratio('grad winograd vs direct')} |")
     return "\n".join(out) + "\n"
 
 

@@ -101,12 +101,10 @@ def matrices(m: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 ALGORITHMS = ("direct", "winograd", "auto")
 TILE = 4  # the kernel's F(4x4, 3x3)
 # "auto" takes Winograd for at least this many input and output channels per
-# group, and at least this many output tiles (of TILE x TILE, all images);
-# weights transformed on every call (conv2d, Conv2d) need more tiles to pay
-# for it per output channel and input channel pair (docs/tuning-notes.md)
+# group and this many output tiles (of TILE x TILE, all images): with fewer,
+# most of the kernel's vector lanes hold no tile (docs/tuning-notes.md)
 AUTO_MIN_CHANNELS = 32
 AUTO_MIN_TILES = 32
-AUTO_MIN_TILES_TRANSFORMING = 64
 
 
 def check_algorithm(algorithm) -> str:
@@ -115,17 +113,16 @@ def check_algorithm(algorithm) -> str:
     return algorithm
 
 
-def use_winograd(call, algorithm: str, weights_kept: bool = False) -> bool:
+def use_winograd(call, algorithm: str) -> bool:
     """Whether a checked conv2d call runs the Winograd kernel: always for
     "winograd" (a ValueError where it does not apply), never for "direct",
-    and for "auto" where it was measured faster.  weights_kept: the caller
-    transforms its weights once for many calls (FrozenConv2d)."""
+    and for "auto" where it was measured faster."""
     return chooses_winograd(algorithm, call.weight.shape, call.stride, call.dilation,
-                            call.groups, call.out_shape, call.far, weights_kept)
+                            call.groups, call.out_shape, call.far)
 
 
 def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out_shape,
-                     far: bool, weights_kept: bool = False) -> bool:
+                     far: bool) -> bool:
     """use_winograd from a call's shapes and parameters (cyconv.plan)."""
     if algorithm == "direct":
         return False
@@ -142,8 +139,7 @@ def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out
         return False
     n, _, h, w = out_shape
     tiles = n * -(-h // TILE) * -(-w // TILE)
-    needed = AUTO_MIN_TILES if weights_kept else AUTO_MIN_TILES_TRANSFORMING
-    return min(c_in_g, c_out // groups) >= AUTO_MIN_CHANNELS and tiles >= needed
+    return min(c_in_g, c_out // groups) >= AUTO_MIN_CHANNELS and tiles >= AUTO_MIN_TILES
 
 
 def transform_weights(weight: np.ndarray, groups: int, num_threads: int,

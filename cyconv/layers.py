@@ -292,7 +292,7 @@ class FrozenConv2d:
                               self.groups, threads, kernel.max_threads())
         if out is not None:
             check_out(out, result_shape(call), call.result_dtype, {"input": input})
-        if self._weights_finite and _winograd.use_winograd(call, self.algorithm, True):
+        if self._weights_finite and _winograd.use_winograd(call, self.algorithm):
             block = ("winograd", kernel)  # the transformed layout depends on the variant
             if block not in self._packed:
                 # finite weights: transformed, never None

@@ -375,7 +375,7 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     cdef Py_ssize_t P = pos_block_of(itemsize)
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t block_bytes = WINO_POINTS * CYCONV_OC_BLOCK * P * itemsize
-    cdef Py_ssize_t per_block, wanted
+    cdef Py_ssize_t per_block
     memset(plan, 0, sizeof(WinogradPlan))
     plan.tiles_h = ceil_div(geo.out_h, WINO_TILE)
     plan.tiles_w = ceil_div(geo.out_w, WINO_TILE)
@@ -386,11 +386,11 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.n_blocks = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
     n_threads = forward_thread_cap(geo, n_threads)
     per_block = geo.groups * plan.n_tile_blocks
-    wanted = wanted_items(n_threads, False)
     plan.n_oc_items = ceil_div(plan.n_blocks, max(1, WINOGRAD_PRODUCT_BYTES // block_bytes))
-    if per_block < wanted:
+    if per_block < n_threads:
         # each run of channel blocks transforms the tiles' input again: just
-        # enough runs for every thread to take as many items
+        # enough runs for every thread to take as many items (with at least
+        # one tile block per thread, uneven shares cost less than that)
         plan.n_oc_items = max(plan.n_oc_items, ceil_div(n_threads, per_block))
         while (per_block * plan.n_oc_items) % n_threads and plan.n_oc_items < plan.n_blocks:
             plan.n_oc_items += 1

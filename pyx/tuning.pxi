@@ -100,7 +100,7 @@ cdef enum:
     WINOGRAD_PRODUCT_BYTES = 1048576
     # a call that brings no transformed weights transforms them inside the
     # items (each block once per block of tiles) up to this many tile blocks
-    WINOGRAD_FUSED_TILE_BLOCKS = 1
+    WINOGRAD_FUSED_TILE_BLOCKS = 2
 
     # --- Memory-access distances (read by the kernels) ---
     # reduction rows pack_weight_rows packs for one group of 8 (float64: 4)

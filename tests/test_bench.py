@@ -106,3 +106,20 @@ def test_scaling_refuses_results_that_differ_from_torch(monkeypatch):
                         lambda x, w, b, layer, threads: lambda: np.zeros((1, 8, 6, 6), x.dtype))
     with pytest.raises(SystemExit, match="differ from torch"):
         scaling.scaling_rows(layer, np.float32, [1, 2], rounds=1, budget=1.0, pause=0.0)
+
+
+def test_winograd_section_reports_speed_and_error_of_each_run(tmp_path):
+    import winograd
+    winograd.main(["--layers", "cifar 64 3x3 8 b1", "--dtypes", "float32", "--threads", "1",
+                   "--rounds", "1", "--budget", "0", "--out", str(tmp_path)])
+    table = (tmp_path / "winograd.md").read_text()
+    summary = next(line for line in table.splitlines() if line.startswith("- float32, 1 thread"))
+    for part in ("winograd vs torch", "frozen vs torch", "auto vs torch", "grad winograd vs torch"):
+        assert part in summary
+    cells = [c.strip() for c in next(line for line in table.splitlines()
+                                     if line.startswith("| cifar 64")).split("|")[1:-1]]
+    header = [c.strip() for c in next(line for line in table.splitlines()
+                                      if line.startswith("| layer")).split("|")[1:-1]]
+    row = dict(zip(header, cells))
+    assert row["auto takes"] != "winograd"  # 4 output tiles: "auto" leaves it direct
+    assert float(row["error direct"]) < float(row["error winograd"]) <= 2e-5

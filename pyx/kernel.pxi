@@ -35,3 +35,4 @@ include "weight_grad_bands.pxi"    # WEIGHT_GRAD_BANDS
 include "weight_grad_planes.pxi"   # WEIGHT_GRAD_PLANES
 include "bias_grad.pxi"            # the bias gradient
 include "entry.pxi"                # the def functions cyconv.functional calls
+include "entry_winograd.pxi"       # ... and those cyconv._winograd calls

@@ -185,9 +185,20 @@ def _convolve(x, weight, bias, stride, padding, dilation, groups, padding_mode, 
                          "with other processes (dask.distributed, processes): they would "
                          "write into copies of an array in memory")
     target = _Target(out, unbatched, x.chunks[0])
-    done = da.map_blocks(_conv_block_into, x, *halos, kernel, spec, target,
-                         dtype=np.int64, chunks=tuple((1,) * len(c) for c in out_chunks))
-    job = done.sum()
+    done_chunks = tuple((1,) * len(c) for c in out_chunks)
+    if halos and len(cols.out_chunks) == 1:
+        # bands of whole rows: a task per block for the output rows that read
+        # the block alone, and one per pair of blocks for the rows between,
+        # from copies of their edge rows: no block waits for its neighbour
+        inside = da.map_blocks(_conv_inside_into, x, kernel, spec, target,
+                               dtype=np.int64, chunks=done_chunks)
+        between = da.map_blocks(_conv_between_into, _last_rows(x, rows.reach - 1),
+                                _next_starts(x, 2, rows.halo), kernel, spec, target,
+                                dtype=np.int64, chunks=done_chunks)
+        job = inside.sum() + between.sum()
+    else:
+        job = da.map_blocks(_conv_block_into, x, *halos, kernel, spec, target,
+                            dtype=np.int64, chunks=done_chunks).sum()
     if not compute:
         return job
     job.compute()
@@ -260,15 +271,17 @@ class _BlockSpec:
         self.rows, self.cols, self.num_threads = rows, cols, num_threads
         self.n_blocks, self.dtype = n_blocks, dtype
 
-    def run(self, kernel, pieces, i, j, out=None, rows=None):
+    def run(self, kernel, pieces, i, j, out=None, rows=None, offset=0):
         """Output rows [a, b) (default: all) of the output block (i, j), from
-        its input block's pieces (_window), into out if given."""
+        its input block's pieces (_window), into out if given.  offset: the
+        pieces start at this row of the block (a window of its last rows)."""
         plan = self.rows
         a, b = rows or (0, plan.out_chunks[i])
         top, bottom = plan.pads[i]
         first = a * plan.stride - top                     # in the block's rows
         last = (b - 1) * plan.stride - top + plan.reach    # one past the last
-        x = _window(pieces, (max(0, first), min(last, plan.used[i])), (0, self.cols.used[j]))
+        x = _window(pieces, (max(0, first) - offset, min(last, plan.used[i]) - offset),
+                    (0, self.cols.used[j]))
         pads = ((max(0, -first), max(0, last - plan.used[i]) if b == plan.out_chunks[i]
                  else 0), self.cols.pads[j])
         frozen = kernel.frozen(pads)
@@ -285,12 +298,24 @@ class _BlockSpec:
             out[...] = result
         return result
 
-    def row_slabs(self, i, batch, channels, width):
-        """[(a, b)]: output rows of block row i in slabs of at most SLAB_BYTES."""
+    def row_slabs(self, i, batch, channels, width, start=0, stop=None):
+        """[(a, b)]: output rows [start, stop) (default: all) of block row i in
+        slabs of at most SLAB_BYTES."""
         per_row = max(1, batch * channels * width * self.dtype.itemsize)
         step = max(1, SLAB_BYTES // per_row)
-        n = self.rows.out_chunks[i]
-        return [(a, min(n, a + step)) for a in range(0, n, step)]
+        n = self.rows.out_chunks[i] if stop is None else stop
+        return [(a, min(n, a + step)) for a in range(start, n, step)]
+
+    def rows_within(self, i):
+        """How many of block row i's first output rows read its input block
+        alone: all of the last block row's; the others' last rows read on
+        into the next block."""
+        plan = self.rows
+        n = plan.out_chunks[i]
+        if i == len(plan.out_chunks) - 1:
+            return n
+        room = plan.in_chunks[i] - plan.reach + plan.pads[i][0]
+        return 0 if room < 0 else min(n, room // plan.stride + 1)
 
 
 class _BlockConv:
@@ -369,8 +394,17 @@ def _next_starts(x, axis, depth):
     for start, end in _spans(x.chunks[axis], range(1, n)):
         index = [slice(None)] * x.ndim
         index[axis] = slice(start, min(start + depth, end))
-        parts.append(x[tuple(index)])
+        parts.append(x[tuple(index)].map_blocks(np.copy))  # a view would keep the chunk
     return da.concatenate(parts + [zeros], axis=axis)
+
+
+def _last_rows(x, depth):
+    """For each chunk of x along the rows, a copy of its last depth rows (at
+    least one, at most the whole chunk)."""
+    parts = []
+    for start, end in _spans(x.chunks[2], range(len(x.chunks[2]))):
+        parts.append(x[:, :, max(start, end - max(depth, 1)):end].map_blocks(np.copy))
+    return da.concatenate(parts, axis=2)
 
 
 def _window(pieces, rows, cols):
@@ -477,6 +511,41 @@ def _conv_block_into(*args, block_info=None):
         for a, b in spec.row_slabs(i, n_span[1] - n_span[0], target.shape[1], w1 - w0):
             target.write(n_span, (h0 + a, h0 + b), (w0, w1),
                          spec.run(kernel, pieces, i, j, rows=(a, b)))
+    return np.ones((1, 1, 1, 1), np.int64)
+
+
+def _conv_inside_into(block, kernel, spec, target, block_info=None):
+    """For a block of whole rows, from (block, kernel, spec, target): the
+    output rows of its block row that read the block alone, written into the
+    target."""
+    n, _, i, j = block_info[0]["chunk-location"]
+    (n_span,), ((h0, _),), ((w0, w1),) = (_spans(target.batch_chunks, [n]),
+                                          _spans(spec.rows.out_chunks, [i]),
+                                          _spans(spec.cols.out_chunks, [j]))
+    for a, b in spec.row_slabs(i, n_span[1] - n_span[0], target.shape[1], w1 - w0, 0,
+                               spec.rows_within(i)):
+        target.write(n_span, (h0 + a, h0 + b), (w0, w1),
+                     spec.run(kernel, [block], i, j, rows=(a, b)))
+    return np.ones((1, 1, 1, 1), np.int64)
+
+
+def _conv_between_into(tail, head, kernel, spec, target, block_info=None):
+    """For blocks of whole rows, from (tail, head, kernel, spec, target): the
+    last output rows of a block row, which read the last rows of its block
+    (tail) and the first rows of the next block (head), written into the
+    target."""
+    n, _, i, j = block_info[0]["chunk-location"]
+    plan = spec.rows
+    inside = spec.rows_within(i)
+    if inside < plan.out_chunks[i]:
+        (n_span,), ((h0, _),), ((w0, w1),) = (_spans(target.batch_chunks, [n]),
+                                              _spans(plan.out_chunks, [i]),
+                                              _spans(spec.cols.out_chunks, [j]))
+        window = np.concatenate([tail, head], axis=2)
+        offset = plan.in_chunks[i] - tail.shape[2]
+        for a, b in spec.row_slabs(i, n_span[1] - n_span[0], target.shape[1], w1 - w0, inside):
+            target.write(n_span, (h0 + a, h0 + b), (w0, w1),
+                         spec.run(kernel, [window], i, j, rows=(a, b), offset=offset))
     return np.ones((1, 1, 1, 1), np.int64)
 
 

@@ -242,3 +242,42 @@ def test_a_worker_killed_in_the_middle_gives_the_same_result(rng):
             got = future.result(timeout=120)
             assert c.run(os.getpid) != pids  # the nanny started a new worker
     assert_close(got, expected, np.float32)
+
+
+# bands of whole rows: a task per band for the rows that read it alone, and
+# one per pair of bands for the rows between them, from copies of their edge
+# rows; every stride, dilation, padding and band height (a band shorter than
+# a window included)
+ROW_BANDS = [
+    ((2, 3, 41, 23), (1, 3, 9, 23), (4, 3, 3, 3), dict(padding=1)),
+    ((1, 2, 40, 17), (1, 2, 7, 17), (3, 2, 5, 3), dict(stride=2, padding=((2, 1), (1, 1)))),
+    ((1, 2, 47, 15), (1, 2, 10, 15), (3, 2, 4, 3), dict(stride=3, padding=((0, 3), (0, 2)))),
+    ((2, 2, 38, 12), (1, 2, 6, 12), (2, 2, 3, 3), dict(dilation=3, padding=2)),
+    ((1, 3, 30, 9), (1, 3, 2, 9), (2, 3, 3, 3), dict(padding="same")),
+    ((1, 2, 25, 8), (1, 2, 5, 8), (2, 2, 1, 3), dict(padding=(0, 1))),
+]
+
+
+@pytest.mark.parametrize("case", ROW_BANDS)
+def test_row_bands_stream_into_out_with_tasks_inside_and_between_bands(client, case,
+                                                                       monkeypatch):
+    monkeypatch.setattr(cd, "HALO_COPY_BYTES", 0)
+    shape, chunks, w_shape, conv = case
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    xd = da.from_array(x, chunks=chunks)
+    expected = cyconv.conv2d(x, w, b, **conv)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = np.memmap(os.path.join(tmp, "out.f32"), np.float32, "w+", shape=expected.shape)
+        job = cd.conv2d(xd, w, b, **conv, out=target, compute=False)
+        names = {str(k) for k in dict(job.__dask_graph__())}
+        assert any("_conv_inside_into" in k for k in names)
+        assert any("_conv_between_into" in k for k in names)
+        job.compute()
+        assert_close(np.asarray(target), expected, np.float32)
+    with dask.config.set(scheduler="threads"):
+        out = np.full(expected.shape, np.nan, np.float32)
+        assert cd.conv2d(xd, w, b, **conv, out=out) is out
+    assert_close(out, expected, np.float32)

@@ -66,4 +66,3 @@ def plan(input_shape: Shape, weight_shape: Shape, *, stride: IntPair = 1, paddin
         result["phases"] = min(sh_sw[0], batched[2]) * min(sh_sw[1], batched[3])
     result.update(fields)
     return result
-

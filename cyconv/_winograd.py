@@ -121,33 +121,38 @@ def use_winograd(call, algorithm: str) -> bool:
                             call.groups, call.out_shape, call.far)
 
 
+def applies(kernel_hw, stride, dilation) -> bool:
+    """Whether the Winograd kernel computes a layer of this kernel size,
+    stride and dilation (pairs)."""
+    return tuple(kernel_hw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+
+
 def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out_shape,
                      far: bool) -> bool:
     """use_winograd from a call's shapes and parameters (cyconv.plan)."""
     if algorithm == "direct":
         return False
     c_out, c_in_g, kh, kw = weight_shape
-    applies = (kh, kw) == (3, 3) and stride == (1, 1) and dilation == (1, 1) and not far
+    applies_here = applies((kh, kw), stride, dilation) and not far
     if algorithm == "winograd":
-        if not applies:
+        if not applies_here:
             raise ValueError(
                 f"algorithm='winograd' applies to 3x3 kernels with stride 1 and dilation 1 "
                 f"(and paddings under 2**40), but got kernel {kh}x{kw}, stride "
                 f"{stride}, dilation {dilation}")
         return True
-    if not applies:
+    if not applies_here:
         return False
     n, _, h, w = out_shape
     tiles = n * -(-h // TILE) * -(-w // TILE)
     return min(c_in_g, c_out // groups) >= AUTO_MIN_CHANNELS and tiles >= AUTO_MIN_TILES
 
 
-def transform_weights(weight: np.ndarray, groups: int, num_threads: int,
-                      flipped: bool = False) -> Optional[np.ndarray]:
+def transform_weights(weight: np.ndarray, groups: int,
+                      num_threads: int) -> Optional[np.ndarray]:
     """The kernel's transformed weights (G w G^T per channel pair, in float64
     rounded once), or None when a weight is NaN or Inf."""
-    return _dispatch.kernel.winograd_weights(weight, groups, flipped, matrices(TILE)[1],
-                                             num_threads)
+    return _dispatch.kernel.winograd_weights(weight, groups, matrices(TILE)[1], num_threads)
 
 
 def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_threads,

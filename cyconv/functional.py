@@ -85,25 +85,20 @@ def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, 
     x = call.input if input is None else input
     computed = _kernel_target(out, call.out_shape, x.dtype, "output")
     threads = call.num_threads if num_threads is None else num_threads
-    if winograd and computed.size:
-        start = time.perf_counter() if VERBOSE else 0.0
-        ran = _winograd.forward(x, call.weight, transformed, call.bias, computed,
-                                call.padding[0][0], call.padding[1][0], call.groups, threads)
-        if ran is not None:
-            if VERBOSE:
-                report("forward", ran, start, x.dtype,
-                       {"input": x.shape, "weight": call.weight.shape, "output": computed.shape},
-                       (call.stride, call.padding, call.dilation, call.groups))
-            return as_result(computed, call.result_dtype, call.unbatched, out)
     if call.far:
         _far_taps.conv2d(x, call.weight, call.bias, call.stride, call.padding, call.dilation,
                          call.groups, computed)
     elif computed.size:
         start = time.perf_counter() if VERBOSE else 0.0
-        ran = _dispatch.kernel.conv2d_forward(
-            x, call.weight, call.bias, computed,
-            call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
-            call.dilation[0], call.dilation[1], call.groups, threads, packed, packed_block)
+        ran = None
+        if winograd:
+            ran = _winograd.forward(x, call.weight, transformed, call.bias, computed,
+                                    call.padding[0][0], call.padding[1][0], call.groups, threads)
+        if ran is None:
+            ran = _dispatch.kernel.conv2d_forward(
+                x, call.weight, call.bias, computed,
+                call.stride[0], call.stride[1], call.padding[0][0], call.padding[1][0],
+                call.dilation[0], call.dilation[1], call.groups, threads, packed, packed_block)
         if VERBOSE:
             report("forward", ran, start, x.dtype,
                    {"input": x.shape, "weight": call.weight.shape, "output": computed.shape},
@@ -225,17 +220,13 @@ def run_input_grad(grad_output, weight, bias, input_shape, stride, padding, dila
     if result.size == 0:
         return result
     start = time.perf_counter() if VERBOSE else 0.0
+    ran = None
     if winograd:
         ran = _winograd.forward(grad_output, weight, None, bias, result, 2 - pad_top,
                                 2 - pad_left, groups, num_threads, flipped=True)
-        if ran is not None:
-            if VERBOSE:
-                report("input_grad", ran, start, weight.dtype,
-                       {"input": input_shape, "weight": weight.shape,
-                        "grad_output": grad_output.shape}, (stride, padding, dilation, groups))
-            return result
-    ran = _dispatch.kernel.conv2d_input_grad(grad_output, weight, bias, result, sh, sw,
-                                             pad_top, pad_left, dh, dw, groups, num_threads)
+    if ran is None:
+        ran = _dispatch.kernel.conv2d_input_grad(grad_output, weight, bias, result, sh, sw,
+                                                 pad_top, pad_left, dh, dw, groups, num_threads)
     if ran[0] == "phases":
         _input_grad_phases(grad_output, weight, bias, result, stride, pad_top, pad_left,
                            dilation, groups, num_threads)

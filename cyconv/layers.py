@@ -77,8 +77,8 @@ class Conv2d:
         as_num_threads(num_threads, 1)
         self.num_threads = num_threads
         self.algorithm = _winograd.check_algorithm(algorithm)
-        if algorithm == "winograd" and (self.kernel_size != (3, 3) or self.stride != (1, 1)
-                                        or self.dilation != (1, 1)):
+        if algorithm == "winograd" and not _winograd.applies(self.kernel_size, self.stride,
+                                                             self.dilation):
             raise ValueError(f"algorithm='winograd' applies to 3x3 kernels with stride 1 and "
                              f"dilation 1, but got kernel_size {self.kernel_size}, stride "
                              f"{self.stride}, dilation {self.dilation}")

@@ -17,27 +17,22 @@ cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
             * (geo.in_channels // geo.groups) * CYCONV_OC_BLOCK)
 
 
-def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, bint flipped,
+def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups,
                      const double[:, ::1] g_mat, int num_threads):
     """The 3x3 weight transformed for conv2d_winograd (a new 1-D array,
     computed in float64 and rounded once): G w G^T per (output, input)
-    channel pair, G the 6x3 matrix of F(4x4, 3x3).  flipped: for the input
-    gradient, whose convolution maps weight.shape[0] channels to
-    weight.shape[1] * groups with the weight transposed per group and turned.
-    None when a weight is NaN or Inf (Winograd would spread it over whole
+    channel pair, G the 6x3 matrix of F(4x4, 3x3).  None when a weight is NaN or Inf (Winograd would spread it over whole
     tiles: such a layer is computed directly)."""
     cdef Geometry geo
     cdef floating[::1] dst
     geo.groups = groups
     geo.out_channels, geo.in_channels = weight.shape[0], weight.shape[1] * groups
-    if flipped:
-        geo.out_channels, geo.in_channels = geo.in_channels, geo.out_channels
     if not all_finite(&weight[0, 0, 0, 0], values(weight.shape)):
         return None
     transformed = np.empty(winograd_size(&geo), dtype=np.float32 if floating is float else np.float64)
     dst = transformed
     with nogil:
-        transform_all_weights(&weight[0, 0, 0, 0], &geo, flipped, &g_mat[0, 0], num_threads,
+        transform_all_weights(&weight[0, 0, 0, 0], &geo, False, &g_mat[0, 0], num_threads,
                               &dst[0])
     return transformed
 

@@ -72,7 +72,9 @@ cdef struct WinogradPlan:
     # forward_winograd.pxi: F(4x4, 3x3) on stride-1, dilation-1 3x3 layers
     int n_threads
     Py_ssize_t n_items          # groups x tile blocks x runs of output-channel blocks
-    Py_ssize_t n_blocks         # output-channel blocks (OC_BLOCK) per group
+    bint oc_lanes               # output channels in the vector lanes, tiles broadcast
+    Py_ssize_t block_oc         # output channels per block: OC_BLOCK, or POS_BLOCK with oc_lanes
+    Py_ssize_t n_blocks         # output-channel blocks per group
     Py_ssize_t blocks_per_item
     Py_ssize_t n_oc_items       # runs of output-channel blocks per group and tile block
     Py_ssize_t tiles_h          # output tiles per image, down and across

@@ -13,8 +13,7 @@ cdef void winograd_geometry(Geometry* geo, const Py_ssize_t* x_shape, const Py_s
 
 cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
     # values of the transformed weights: U[group][xi][block][c][o]
-    return (geo.groups * WINO_POINTS * ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
-            * (geo.in_channels // geo.groups) * CYCONV_OC_BLOCK)
+    return geo.groups * WINO_POINTS * weights_xi_stride(geo)
 
 
 def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups,

@@ -9,16 +9,21 @@
 # float64 and rounded once, V and Y in the dtype.
 #
 # The 36 positions xi = (row, column) of the transformed tile make 36
-# independent matrix products M[xi] = U[xi] V[xi] over the input channels,
-# each one mk_oc_pos_rows call per block of OC_BLOCK output channels, with
-# POS_BLOCK tiles (of any images) in the vector lanes.  A work item is a
-# group, a block of POS_BLOCK tiles and a run of output-channel blocks: it
-# transforms its tiles' input patches, a slice of channels at a time, into
-# a per-thread buffer V[xi][c][lane], adds the slice's products into
-# M[xi][o][lane], and transforms M into the output tiles, adding the bias.
-# The lanes' tiles lie in runs along tile rows (tile_runs): their input rows
-# are loaded a run at a time and their output rows stored so, four columns
-# per tile.  The layout of U (winograd_weight_block) is U[group][xi][block][c][o].
+# independent matrix products M[xi] = U[xi] V[xi] over the input channels.
+# A work item is a group, a block of POS_BLOCK tiles (of any images) and a
+# run of output-channel blocks: it transforms its tiles' input patches, a
+# slice of channels at a time, into a per-thread buffer V[xi][c][tile lane],
+# adds the slice's products into M, and transforms M into the output tiles,
+# adding the bias.  The tiles lie in runs along tile rows (tile_runs): their
+# input rows are loaded a run at a time.  The products take one of two forms
+# (the planner picks the one whose register tiles are fuller):
+# - tiles in the lanes: per xi and block of OC_BLOCK output channels one
+#   mk_oc_pos_rows call, M[xi][o][tile lane], U[group][xi][block][c][o]
+#   (transform_all_weights, or a slice at a time inside the item);
+# - output channels in the lanes (oc_lanes, calls with few tiles): per xi,
+#   block of POS_BLOCK output channels and BAND_POSITIONS tiles one
+#   mk_pos_oc_shifts call, M[xi][tile][o lane], the item's U a slice at a
+#   time as [xi][c][o] for the block.
 
 cdef inline void apply_rows(const floating* mat, int n_out,
                             const floating* src, Py_ssize_t src_step,
@@ -43,53 +48,74 @@ cdef inline void apply_rows(const floating* mat, int n_out,
 
 
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,
-                                const double* g_mat, Py_ssize_t group, Py_ssize_t b,
-                                Py_ssize_t c0, Py_ssize_t cn, floating* dst,
-                                Py_ssize_t ld_xi) noexcept nogil:
-    # dst[xi * ld_xi + (c - c0) * OC_BLOCK + o] = (G w G^T)[xi] for the
-    # OC_BLOCK output channels o of block b (zeros past the last) and the
-    # input channels c0 <= c < c0 + cn, computed in float64.  geo is the convolution the kernel runs; flipped: it is the
-    # input gradient, whose weight w[o][c] is weight[c][o] turned by 180 degrees.
+                                const double* g_mat, Py_ssize_t group, Py_ssize_t o0,
+                                Py_ssize_t n_o, Py_ssize_t c0, Py_ssize_t cn, floating* dst,
+                                Py_ssize_t ld_xi, Py_ssize_t ld_c) noexcept nogil:
+    # dst[xi * ld_xi + (c - c0) * ld_c + o] = (G w G^T)[xi] for the n_o <=
+    # OC_BLOCK output channels o0 + o of the group (zeros past the last) and
+    # the input channels c0 <= c < c0 + cn, computed in float64.  geo is the
+    # convolution the kernel runs; flipped: it is the input gradient, whose
+    # weight w[o][c] is weight[c][o] turned by 180 degrees.
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
-    cdef Py_ssize_t valid = min(OB, cout_g - b * OB)
+    cdef Py_ssize_t valid = max(0, min(n_o, cout_g - o0))
     cdef double g[WINO_ALPHA * 3]
-    cdef double w[9][CYCONV_OC_BLOCK]
+    cdef double w[WINOGRAD_WEIGHT_CHUNK][9][CYCONV_OC_BLOCK]
     cdef double t[WINO_ALPHA * 3][CYCONV_OC_BLOCK]
+    cdef double u[CYCONV_OC_BLOCK]
     cdef const floating* src
     cdef floating* row
-    cdef Py_ssize_t c, o, oc
+    cdef Py_ssize_t c, cc, nc, o, k
     cdef int i, a, l
     for i in range(WINO_ALPHA * 3):
         g[i] = g_mat[i]
-    for i in range(9):
-        for o in range(OB):
-            w[i][o] = 0
-    for c in range(c0, c0 + cn):
+    if valid < OB:
+        memset(w, 0, sizeof(w))
+    for k in range(ceil_div(cn, WINOGRAD_WEIGHT_CHUNK)):
+        cc = c0 + k * WINOGRAD_WEIGHT_CHUNK
+        # the chunk's weights into w[c][tap][o], all of them before the sums
+        # read them as vectors (a vector load of values just stored one at a
+        # time waits for the stores)
+        nc = min(WINOGRAD_WEIGHT_CHUNK, c0 + cn - cc)
         for o in range(valid):
-            oc = b * OB + o
-            if flipped:  # weight is (in channels, out channels / groups, 3, 3)
-                src = weight + ((group * cin_g + c) * cout_g + oc) * 9
-                for i in range(9):
-                    w[8 - i][o] = src[i]
-            else:
-                src = weight + ((group * cout_g + oc) * cin_g + c) * 9
-                for i in range(9):
-                    w[i][o] = src[i]
-        # t = G w, then U = t G^T: whole sums, no branches, so that gcc keeps
-        # them in registers (G's zeros add exact zeros)
-        for a in range(WINO_ALPHA):
-            for l in range(3):
-                for o in range(OB):
-                    t[a * 3 + l][o] = (g[a * 3] * w[l][o] + g[a * 3 + 1] * w[3 + l][o]
-                                       + g[a * 3 + 2] * w[6 + l][o])
-        for a in range(WINO_ALPHA):
-            for l in range(WINO_ALPHA):
-                row = dst + (a * WINO_ALPHA + l) * ld_xi + (c - c0) * OB
-                for o in range(OB):
-                    row[o] = <floating>(t[a * 3][o] * g[l * 3] + t[a * 3 + 1][o] * g[l * 3 + 1]
-                                        + t[a * 3 + 2][o] * g[l * 3 + 2])
+            for c in range(nc):
+                if flipped:  # weight is (in channels, out channels / groups, 3, 3)
+                    src = weight + ((group * cin_g + cc + c) * cout_g + o0 + o) * 9
+                    for i in range(9):
+                        w[c][8 - i][o] = src[i]
+                else:
+                    src = weight + ((group * cout_g + o0 + o) * cin_g + cc + c) * 9
+                    for i in range(9):
+                        w[c][i][o] = src[i]
+        for c in range(nc):
+            # t = G w, then U = t G^T: whole sums, no branches, so that gcc
+            # keeps them in registers (G's zeros add exact zeros)
+            for a in range(WINO_ALPHA):
+                for l in range(3):
+                    for o in range(OB):
+                        t[a * 3 + l][o] = (g[a * 3] * w[c][l][o] + g[a * 3 + 1] * w[c][3 + l][o]
+                                           + g[a * 3 + 2] * w[c][6 + l][o])
+            for a in range(WINO_ALPHA):
+                for l in range(WINO_ALPHA):
+                    row = dst + (a * WINO_ALPHA + l) * ld_xi + (cc + c - c0) * ld_c
+                    for o in range(OB):
+                        u[o] = (t[a * 3][o] * g[l * 3] + t[a * 3 + 1][o] * g[l * 3 + 1]
+                                + t[a * 3 + 2][o] * g[l * 3 + 2])
+                    if n_o == OB:
+                        for o in range(OB):
+                            row[o] = <floating>u[o]
+                    else:
+                        for o in range(n_o):
+                            row[o] = <floating>u[o]
+
+
+cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
+    # values between the xi of U[group][xi][block][c][o]: the blocks' values
+    # and 16 more, so that the 36 rows a transform stores together do not
+    # fall into one cache set
+    return (ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK) * CYCONV_OC_BLOCK
+            * (geo.in_channels // geo.groups) + 16)
 
 
 cdef void transform_all_weights(const floating* weight, const Geometry* geo, bint flipped,
@@ -97,13 +123,15 @@ cdef void transform_all_weights(const floating* weight, const Geometry* geo, bin
     # u = U[group][xi][block][c][o] for every block, OC_BLOCK output channels each
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t n_blocks = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
+    cdef Py_ssize_t ld_xi = weights_xi_stride(geo)
     cdef Py_ssize_t item, group, b
     for item in prange(geo.groups * n_blocks, schedule='static', num_threads=n_threads):
         group = item // n_blocks
         b = item % n_blocks
-        winograd_weight_block(weight, geo, flipped, g_mat, group, b, 0, cin_g,
-                              u + (group * WINO_POINTS * n_blocks + b) * cin_g * CYCONV_OC_BLOCK,
-                              n_blocks * cin_g * CYCONV_OC_BLOCK)
+        winograd_weight_block(weight, geo, flipped, g_mat, group, b * CYCONV_OC_BLOCK,
+                              CYCONV_OC_BLOCK, 0, cin_g,
+                              u + group * WINO_POINTS * ld_xi + b * cin_g * CYCONV_OC_BLOCK,
+                              ld_xi, CYCONV_OC_BLOCK)
 
 
 cdef Py_ssize_t tile_runs(const WinogradPlan* plan, Py_ssize_t first,
@@ -199,6 +227,71 @@ cdef inline void store_tile_rows(const floating* y, floating bias, const Geometr
         lane += nt
 
 
+cdef inline void store_tile_channels(const floating* y, const floating* bias, Py_ssize_t n_oc,
+                                     const Geometry* geo, const WinogradPlan* plan,
+                                     Py_ssize_t tile, floating* out_c) noexcept nogil:
+    # out (from plane out_c of image 0, n_oc output channels) = y + bias for
+    # one tile (numbered through the images, row by row), y[(i * 4 + j) * P
+    # + o] its 4x4 values of output channel o; rows and columns past the
+    # output's edge left out
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t plane = geo.out_h * geo.out_w
+    cdef Py_ssize_t tiles_img = plan.tiles_h * plan.tiles_w
+    cdef Py_ssize_t rest = tile % tiles_img
+    cdef Py_ssize_t oy = rest // plan.tiles_w * WINO_TILE
+    cdef Py_ssize_t ox = rest % plan.tiles_w * WINO_TILE
+    cdef Py_ssize_t rows = min(WINO_TILE, geo.out_h - oy)
+    cdef Py_ssize_t cols = min(WINO_TILE, geo.out_w - ox)
+    cdef floating* dst
+    cdef Py_ssize_t o, i, j
+    out_c += tile // tiles_img * geo.out_channels * plane + oy * geo.out_w + ox
+    for o in range(n_oc):
+        dst = out_c + o * plane
+        for i in range(rows):
+            for j in range(cols):
+                dst[i * geo.out_w + j] = y[(i * WINO_TILE + j) * P + o] + bias[o]
+
+
+cdef inline void transform_input_slice(const floating* xc, Py_ssize_t cn, const Geometry* geo,
+                                       const Py_ssize_t* runs, Py_ssize_t n_runs,
+                                       const floating* bt, const floating* zeros, floating* v,
+                                       Py_ssize_t ldv, floating* work,
+                                       floating* check) noexcept nogil:
+    # v[xi * ldv + c * P + lane] = (B^T d B)[xi] for the patches d of the
+    # runs' tiles in the cn channels from plane xc (of image 0); check[lane]
+    # becomes NaN once one of them is NaN or Inf.  work: 2 * 36 * P values,
+    # check's P, then 4 * (P + 1) for a row of input.
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t plane = geo.in_h * geo.in_w
+    cdef Py_ssize_t c, xi, p
+    cdef int i, j
+    for c in range(cn):
+        load_patch_rows(xc + c * plane, geo, runs, n_runs, work + (2 * WINO_POINTS + 1) * P,
+                        work)
+        for j in range(WINO_ALPHA):  # the columns: B^T d
+            apply_rows(bt, WINO_ALPHA, work + j * P, WINO_ALPHA * P,
+                       work + WINO_POINTS * P + j * P, WINO_ALPHA * P)
+        for i in range(WINO_ALPHA):  # the rows: (B^T d) B
+            apply_rows(bt, WINO_ALPHA, work + (WINO_POINTS + i * WINO_ALPHA) * P, P,
+                       v + i * WINO_ALPHA * ldv + c * P, ldv)
+        for xi in range(WINO_POINTS):  # 0 * NaN and 0 * Inf are NaN
+            for p in range(P):
+                check[p] += zeros[p] * v[xi * ldv + c * P + p]
+
+
+cdef inline void transform_output_tile(const floating* at, const floating* m, Py_ssize_t ld_xi,
+                                       floating* work) noexcept nogil:
+    # work[36 * P + (i * 4 + j) * P + lane] = (A^T M A)[i, j] for the P lanes
+    # of m[xi * ld_xi + lane]; work's first 36 * P values are overwritten
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef int i, j
+    for j in range(WINO_ALPHA):  # the columns: A^T M
+        apply_rows(at, WINO_TILE, m + j * ld_xi, WINO_ALPHA * ld_xi, work + j * P, WINO_ALPHA * P)
+    for i in range(WINO_TILE):  # the rows: (A^T M) A
+        apply_rows(at, WINO_TILE, work + i * WINO_ALPHA * P, P,
+                   work + (WINO_POINTS + i * WINO_TILE) * P, P)
+
+
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
                                  const floating* bias, floating* out, const Geometry* geo,
                                  const WinogradPlan* plan, const double* a_t, const double* g_mat,
@@ -210,20 +303,32 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     # over whole tiles, so the caller computes the layer directly), or the
     # bytes of a buffer it could not allocate.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
+    cdef Py_ssize_t BO = plan.block_oc
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
     cdef Py_ssize_t n_blocks = plan.n_blocks
     cdef Py_ssize_t n_tiles = geo.batch * plan.tiles_h * plan.tiles_w
     cdef Py_ssize_t plane_in = geo.in_h * geo.in_w
     cdef Py_ssize_t plane_out = geo.out_h * geo.out_w
-    cdef Py_ssize_t ldv = plan.slice_c * P               # between the xi of V
-    cdef Py_ssize_t ldm = plan.blocks_per_item * OB * P  # between the xi of M
+    # M per block: BO x P values, or with oc_lanes the (at most P) tiles in
+    # whole Qs x BO
+    cdef Py_ssize_t block_m = BO * (ceil_div(min(P, n_tiles), Q) * Q if plan.oc_lanes else P)
+    # between the xi of V, M and the item's U: a cache line more than their
+    # values, so that the 36 rows a transform stores or reads together do not
+    # fall into one cache set (whole kibibytes apart, they would)
+    cdef Py_ssize_t line = 64 // sizeof(floating)
+    cdef Py_ssize_t ldv = plan.slice_c * P + line
+    cdef Py_ssize_t ldm = plan.blocks_per_item * block_m + line
+    cdef Py_ssize_t ldu = plan.slice_c * BO + line
+    cdef Py_ssize_t ld_weights = weights_xi_stride(geo)  # between the xi of u
     cdef floating bt[WINO_POINTS]
     cdef floating at[WINO_TILE * WINO_ALPHA]
     cdef floating zeros[CYCONV_POS_BLOCK_F32]
     cdef const floating* zero_tile = zeros
-    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, c, xi, o, oc, i, j, p, n_runs, n_lanes
+    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g
+    cdef Py_ssize_t n_runs, n_lanes
     cdef floating* v
     cdef floating* m
     cdef floating* acc
@@ -231,6 +336,8 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating* work  # the patches d, the half-transformed tiles, a row of input
     cdef floating* check  # per lane: 0, or NaN once a transformed input is NaN or Inf
     cdef Py_ssize_t* runs
+    cdef Py_ssize_t* channel_rows = NULL  # oc_lanes: the rows of V's channels, c * P
+    cdef Py_ssize_t first_tile = 0
     cdef Py_ssize_t failed = 0
     cdef Py_ssize_t* failed_flag = &failed
     cdef bint* seen_nonfinite
@@ -242,16 +349,23 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     for p in range(P):
         zeros[p] = 0
     seen_nonfinite = &any_nonfinite
+    if plan.oc_lanes:
+        channel_rows = <Py_ssize_t*>work_alloc(failed_flag, False,
+                                               plan.slice_c * sizeof(Py_ssize_t))
+        if channel_rows == NULL:
+            return failed
+        for i in range(plan.slice_c):
+            channel_rows[i] = i * P
     with parallel(num_threads=plan.n_threads):
-        v = <floating*>work_alloc(failed_flag, True, WINO_POINTS * ldv * sizeof(floating))
+        # V: Q values more, read (never used) by the last tiles' products
+        v = <floating*>work_alloc(failed_flag, True, (WINO_POINTS * ldv + Q) * sizeof(floating))
         m = <floating*>work_alloc(failed_flag, True, WINO_POINTS * ldm * sizeof(floating))
         work = <floating*>work_alloc(failed_flag, True, (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
                                      * sizeof(floating))
         runs = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * P * sizeof(Py_ssize_t))
         u_slice = NULL
         if plan.fused_weights:
-            u_slice = <floating*>work_alloc(failed_flag, True, WINO_POINTS * plan.slice_c * OB
-                                            * sizeof(floating))
+            u_slice = <floating*>work_alloc(failed_flag, True, WINO_POINTS * ldu * sizeof(floating))
         for item in prange(plan.n_items, schedule='static'):
             if (v == NULL or m == NULL or work == NULL or runs == NULL
                     or (plan.fused_weights and u_slice == NULL)):
@@ -271,50 +385,53 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             for s in range(plan.n_slices):
                 c0 = s * plan.slice_c
                 cn = min(plan.slice_c, cin_g - c0)
-                for c in range(cn):
-                    load_patch_rows(x + (group * cin_g + c0 + c) * plane_in, geo, runs, n_runs,
-                                    check + P, work)
-                    for j in range(WINO_ALPHA):  # the columns: B^T d
-                        apply_rows(bt, WINO_ALPHA, work + j * P, WINO_ALPHA * P,
-                                   work + WINO_POINTS * P + j * P, WINO_ALPHA * P)
-                    for i in range(WINO_ALPHA):  # the rows: (B^T d) B
-                        apply_rows(bt, WINO_ALPHA, work + (WINO_POINTS + i * WINO_ALPHA) * P, P,
-                                   v + i * WINO_ALPHA * ldv + c * P, ldv)
-                    for xi in range(WINO_POINTS):  # 0 * NaN and 0 * Inf are NaN
-                        for p in range(P):
-                            check[p] += zero_tile[p] * v[xi * ldv + c * P + p]
+                transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs, n_runs,
+                                      bt, zero_tile, v, ldv, work, check)
                 # the products, started from 0 on the first slice
-                if plan.fused_weights:
+                if plan.oc_lanes:
                     for bl in range(b1 - b0):
-                        winograd_weight_block(weight, geo, plan.flipped, g_mat, group, b0 + bl,
-                                              c0, cn, u_slice, cn * OB)
+                        for k in range(ceil_div(BO, OB)):
+                            winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
+                                                  (b0 + bl) * BO + k * OB, min(OB, BO - k * OB),
+                                                  c0, cn, u_slice + k * OB, ldu, BO)
                         for xi in range(WINO_POINTS):
-                            acc = m + xi * ldm + bl * OB * P
-                            mk_oc_pos_rows(v + xi * ldv, cn, P, u_slice + xi * cn * OB,
-                                           acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
-                    continue
-                for xi in range(WINO_POINTS):
+                            for g in range(ceil_div(n_lanes, Q)):
+                                mk_pos_oc_shifts(v + xi * ldv + g * Q, channel_rows, cn,
+                                                 &first_tile, True, u_slice + xi * ldu,
+                                                 m + xi * ldm + bl * block_m + g * Q * BO, s > 0)
+                elif plan.fused_weights:
                     for bl in range(b1 - b0):
-                        acc = m + xi * ldm + bl * OB * P
-                        mk_oc_pos_rows(v + xi * ldv, cn, P,
-                                       u + (((group * WINO_POINTS + xi) * n_blocks + b0 + bl) * cin_g + c0) * OB,
-                                       acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
+                        winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
+                                              (b0 + bl) * OB, OB, c0, cn, u_slice, ldu, OB)
+                        for xi in range(WINO_POINTS):
+                            acc = m + xi * ldm + bl * block_m
+                            mk_oc_pos_rows(v + xi * ldv, cn, P, u_slice + xi * ldu,
+                                           acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
+                else:
+                    for xi in range(WINO_POINTS):
+                        for bl in range(b1 - b0):
+                            acc = m + xi * ldm + bl * block_m
+                            mk_oc_pos_rows(v + xi * ldv, cn, P,
+                                           u + (group * WINO_POINTS + xi) * ld_weights
+                                           + ((b0 + bl) * cin_g + c0) * OB,
+                                           acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
             for p in range(1, P):
                 check[0] += check[p]
             if check[0] != 0:
                 seen_nonfinite[0] = True
                 continue
             for bl in range(b1 - b0):
-                for o in range(OB):
-                    oc = (b0 + bl) * OB + o
-                    if oc >= cout_g:
-                        break
-                    for j in range(WINO_ALPHA):  # the columns: A^T M
-                        apply_rows(at, WINO_TILE, m + j * ldm + (bl * OB + o) * P,
-                                   WINO_ALPHA * ldm, work + j * P, WINO_ALPHA * P)
-                    for i in range(WINO_TILE):  # the rows: (A^T M) A
-                        apply_rows(at, WINO_TILE, work + i * WINO_ALPHA * P, P,
-                                   work + (WINO_POINTS + i * WINO_TILE) * P, P)
+                oc0 = (b0 + bl) * BO
+                if plan.oc_lanes:
+                    for k in range(n_lanes):
+                        transform_output_tile(at, m + bl * block_m + k * BO, ldm, work)
+                        store_tile_channels(work + WINO_POINTS * P, bias + group * cout_g + oc0,
+                                            min(BO, cout_g - oc0), geo, plan, tb * P + k,
+                                            out + (group * cout_g + oc0) * plane_out)
+                    continue
+                for o in range(min(BO, cout_g - oc0)):
+                    oc = oc0 + o
+                    transform_output_tile(at, m + bl * block_m + o * P, ldm, work)
                     store_tile_rows(work + WINO_POINTS * P, bias[group * cout_g + oc], geo, runs,
                                     n_runs, out + (group * cout_g + oc) * plane_out)
         cyconv_aligned_free(v)
@@ -322,6 +439,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
         cyconv_aligned_free(work)
         cyconv_aligned_free(u_slice)
         free(runs)
+    free(channel_rows)
     if failed != 0:
         return failed
     return -1 if any_nonfinite else 0

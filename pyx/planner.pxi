@@ -367,23 +367,38 @@ cdef void plan_gathered(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
 cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
                         bint transformed, WinogradPlan* plan) noexcept nogil:
     # FORWARD_WINOGRAD's blocking and work split: tiles of all images in the
-    # lanes; input channels in slices whose transformed tiles fit
-    # WINOGRAD_SLICE_BYTES; runs of output-channel blocks whose products fit
-    # WINOGRAD_PRODUCT_BYTES, shorter where the call needs more items.
-    # transformed: the caller brings the transformed weights; else the items
-    # transform them where few tile blocks would use each (fused_weights)
+    # lanes, or, where that fills the register tiles worse (few tiles), output
+    # channels in the lanes and the tiles broadcast (oc_lanes); input channels
+    # in slices whose transformed tiles fit WINOGRAD_SLICE_BYTES; runs of
+    # output-channel blocks whose products fit WINOGRAD_PRODUCT_BYTES, shorter
+    # where the call needs more items.  transformed: the caller brings the
+    # transformed weights; else the items transform them where few tile blocks
+    # would use each (fused_weights), and always with oc_lanes, whose weights
+    # have another layout.
     cdef Py_ssize_t P = pos_block_of(itemsize)
+    cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
-    cdef Py_ssize_t block_bytes = WINO_POINTS * CYCONV_OC_BLOCK * P * itemsize
-    cdef Py_ssize_t per_block
+    cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
+    cdef Py_ssize_t n_tiles, block_bytes, per_block
     memset(plan, 0, sizeof(WinogradPlan))
     plan.tiles_h = ceil_div(geo.out_h, WINO_TILE)
     plan.tiles_w = ceil_div(geo.out_w, WINO_TILE)
-    plan.n_tile_blocks = ceil_div(geo.batch * plan.tiles_h * plan.tiles_w, P)
+    n_tiles = geo.batch * plan.tiles_h * plan.tiles_w
+    plan.n_tile_blocks = ceil_div(n_tiles, P)
+    # filled share of the register tiles' multiply-adds, cross-multiplied:
+    # tiles in the lanes (n_tiles of P lanes, cout_g of whole OC_BLOCKs), or
+    # output channels in the lanes (cout_g of P lanes, n_tiles of whole Qs);
+    # oc_lanes pays WINOGRAD_OC_LANES_GAIN / 4 for its smaller register tile
+    plan.oc_lanes = (plan.n_tile_blocks == 1 and 4 * P * ceil_div(cout_g, CYCONV_OC_BLOCK)
+                     * CYCONV_OC_BLOCK >= WINOGRAD_OC_LANES_GAIN * Q * ceil_div(n_tiles, Q)
+                     * P * ceil_div(cout_g, P))
+    plan.block_oc = P if plan.oc_lanes else CYCONV_OC_BLOCK
+    block_bytes = (WINO_POINTS * itemsize * plan.block_oc
+                   * (ceil_div(min(P, n_tiles), Q) * Q if plan.oc_lanes else P))
     plan.slice_c = max(1, min(cin_g, WINOGRAD_SLICE_BYTES // (WINO_POINTS * P * itemsize)))
     plan.n_slices = ceil_div(cin_g, plan.slice_c)
     plan.slice_c = ceil_div(cin_g, plan.n_slices)
-    plan.n_blocks = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
+    plan.n_blocks = ceil_div(cout_g, plan.block_oc)
     n_threads = forward_thread_cap(geo, n_threads)
     per_block = geo.groups * plan.n_tile_blocks
     plan.n_oc_items = ceil_div(plan.n_blocks, max(1, WINOGRAD_PRODUCT_BYTES // block_bytes))
@@ -399,4 +414,5 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.n_oc_items = ceil_div(plan.n_blocks, plan.blocks_per_item)
     plan.n_items = per_block * plan.n_oc_items
     plan.n_threads = capped_threads(n_threads, plan.n_items)
-    plan.fused_weights = not transformed and plan.n_tile_blocks <= WINOGRAD_FUSED_TILE_BLOCKS
+    plan.fused_weights = plan.oc_lanes or (not transformed
+                                           and plan.n_tile_blocks <= WINOGRAD_FUSED_TILE_BLOCKS)

@@ -101,6 +101,10 @@ cdef enum:
     # a call that brings no transformed weights transforms them inside the
     # items (each block once per block of tiles) up to this many tile blocks
     WINOGRAD_FUSED_TILE_BLOCKS = 2
+    # output channels in the lanes where that fills the register tiles at
+    # least this many quarters as well as tiles in the lanes (its register
+    # tile, BAND_POSITIONS tiles x POS_BLOCK channels, feeds fewer FMAs per load)
+    WINOGRAD_OC_LANES_GAIN = 5
 
     # --- Memory-access distances (read by the kernels) ---
     # reduction rows pack_weight_rows packs for one group of 8 (float64: 4)
@@ -112,3 +116,6 @@ cdef enum:
     PACK_AHEAD = 2
     # rows ahead that pack_row_tiles asks for
     PREFETCH_ROWS = 8
+    # input channels whose weights winograd_weight_block gathers before it
+    # transforms them
+    WINOGRAD_WEIGHT_CHUNK = 16

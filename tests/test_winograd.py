@@ -14,7 +14,9 @@ BOUND = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-13}
 
 # (input shape, output channels, padding, groups): every padding form, odd
 # and tiny planes, partial channel blocks, several tile blocks and slices,
-# weights transformed in the items (few tile blocks) and before the call
+# weights transformed in the items (few tile blocks) and before the call,
+# output channels in the lanes (few tiles) with several blocks, slices,
+# runs of blocks and tiles
 CASES = [
     ((2, 8, 12, 12), 8, 1, 1),
     ((1, 3, 9, 11), 5, 1, 1),
@@ -30,6 +32,14 @@ CASES = [
     ((3, 130, 30, 30), 20, 1, 1),
     ((4, 8, 40, 37), 10, 1, 1),  # enough tile blocks for weights transformed before the call
     ((1, 64, 20, 23), 72, (1, 0), 2),
+    ((2, 130, 9, 10), 70, 1, 1),
+    ((1, 40, 7, 7), 48, ((0, 2), (1, 0)), 2),
+    ((3, 20, 6, 5), 16, 1, 1),
+    ((1, 96, 7, 7), 200, 1, 1),
+    ((2, 16, 12, 12), 240, 1, 1),
+    ((3, 8, 16, 16), 232, 1, 1),
+    ((1, 8, 16, 24), 320, 1, 1),
+    ((3, 8, 8, 8), 304, 1, 1),
 ]
 
 
@@ -67,6 +77,21 @@ def test_matches_torch_float64_within_the_bound(kernel_variant, shape, c_out, pa
                          bias.astype(np.float64), padding=_padding_pairs(padding), groups=groups)
     assert got.dtype == dtype and got.shape == exact.shape
     assert _relative_error(got, exact) <= BOUND[np.dtype(dtype)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cases_take_both_forms_of_the_products(dtype):
+    # tiles in the lanes and output channels in the lanes, each with several
+    # input-channel slices and several output-channel blocks and runs of them
+    # (on one thread; more threads split the blocks into more runs)
+    seen = {}
+    for shape, c_out, padding, groups in CASES:
+        plan = cyconv.plan(shape, (c_out, shape[1] // groups, 3, 3), padding=padding,
+                           groups=groups, dtype=dtype, algorithm="winograd", num_threads=1)
+        form = seen.setdefault(plan["oc_lanes"], set())
+        form.update(name for name in ("n_slices", "n_blocks", "n_oc_items") if plan[name] > 1)
+    assert seen == {False: {"n_slices", "n_blocks", "n_oc_items"},
+                    True: {"n_slices", "n_blocks", "n_oc_items"}}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

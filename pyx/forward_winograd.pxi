@@ -30,7 +30,9 @@ cdef inline void apply_rows(const floating* mat, int n_out,
                             floating* dst, Py_ssize_t dst_step) noexcept nogil:
     # dst[i * dst_step + lane] = sum_k mat[i, k] * src[k * src_step + lane],
     # k < WINO_ALPHA, for the POS_BLOCK lanes: one 1-D transform of a tile's
-    # rows or columns, the zero entries of mat skipped
+    # rows or columns.  Zero entries of mat add exact zeros (a NaN from 0 *
+    # Inf fails the NaN check, as the Inf would): branch-free sums, which gcc
+    # keeps in registers.
     cdef floating acc[CYCONV_POS_BLOCK_F32]
     cdef floating coef
     cdef int i, k, p
@@ -40,74 +42,84 @@ cdef inline void apply_rows(const floating* mat, int n_out,
             acc[p] = 0
         for k in range(WINO_ALPHA):
             coef = mat[i * WINO_ALPHA + k]
-            if coef != 0:
-                for p in range(P):
-                    acc[p] += coef * src[k * src_step + p]
+            for p in range(P):
+                acc[p] += coef * src[k * src_step + p]
         for p in range(P):
             dst[i * dst_step + p] = acc[p]
+
+
+cdef inline int weight_lanes(floating* like) noexcept nogil:
+    # output channels winograd_weight_block transforms at a time: two blocks
+    # of OC_BLOCK in float32 (a vector register of floats with AVX-512), one
+    # in float64
+    return 2 * CYCONV_OC_BLOCK if floating is float else CYCONV_OC_BLOCK
 
 
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,
                                 const double* g_mat, Py_ssize_t group, Py_ssize_t o0,
                                 Py_ssize_t n_o, Py_ssize_t c0, Py_ssize_t cn, floating* dst,
-                                Py_ssize_t ld_xi, Py_ssize_t ld_c) noexcept nogil:
-    # dst[xi * ld_xi + (c - c0) * ld_c + o] = (G w G^T)[xi] for the n_o <=
-    # OC_BLOCK output channels o0 + o of the group (zeros past the last) and
-    # the input channels c0 <= c < c0 + cn, computed in float64.  geo is the
+                                Py_ssize_t ld_xi, Py_ssize_t ld_block,
+                                Py_ssize_t ld_c) noexcept nogil:
+    # dst[xi * ld_xi + (o // OC_BLOCK) * ld_block + (c - c0) * ld_c + o %
+    # OC_BLOCK] = (G w G^T)[xi] for the n_o <= weight_lanes output channels
+    # o0 + o of the group (zeros past the last) and the input channels c0 <=
+    # c < c0 + cn, in the dtype's arithmetic (float32's error adds nothing
+    # measurable to Winograd's own, docs/tuning-notes.md).  geo is the
     # convolution the kernel runs; flipped: it is the input gradient, whose
     # weight w[o][c] is weight[c][o] turned by 180 degrees.
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
+    cdef int WL = weight_lanes(dst)
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
     cdef Py_ssize_t valid = max(0, min(n_o, cout_g - o0))
-    cdef double g[WINO_ALPHA * 3]
-    cdef double w[WINOGRAD_WEIGHT_CHUNK][9][CYCONV_OC_BLOCK]
-    cdef double t[WINO_ALPHA * 3][CYCONV_OC_BLOCK]
-    cdef double u[CYCONV_OC_BLOCK]
-    cdef const floating* src
+    cdef floating g[WINO_ALPHA * 3]
+    cdef floating w[WINOGRAD_WEIGHT_CHUNK * 9][2 * CYCONV_OC_BLOCK]  # [c][tap][o]
+    cdef floating t[WINO_ALPHA * 3][2 * CYCONV_OC_BLOCK]
+    cdef floating u[2 * CYCONV_OC_BLOCK]
     cdef floating* row
-    cdef Py_ssize_t c, cc, nc, o, k
+    cdef Py_ssize_t c, cc, nc, o, k, j, n_j
     cdef int i, a, l
     for i in range(WINO_ALPHA * 3):
-        g[i] = g_mat[i]
-    if valid < OB:
+        g[i] = <floating>g_mat[i]
+    if valid < WL:
         memset(w, 0, sizeof(w))
     for k in range(ceil_div(cn, WINOGRAD_WEIGHT_CHUNK)):
         cc = c0 + k * WINOGRAD_WEIGHT_CHUNK
-        # the chunk's weights into w[c][tap][o], all of them before the sums
-        # read them as vectors (a vector load of values just stored one at a
-        # time waits for the stores)
         nc = min(WINOGRAD_WEIGHT_CHUNK, c0 + cn - cc)
-        for o in range(valid):
+        # the chunk's weights, output channels into the lanes (transposed in
+        # vector registers; the input gradient's taps turned by a negative step)
+        if flipped:  # weight is (in channels, out channels / groups, 3, 3)
             for c in range(nc):
-                if flipped:  # weight is (in channels, out channels / groups, 3, 3)
-                    src = weight + ((group * cin_g + cc + c) * cout_g + o0 + o) * 9
-                    for i in range(9):
-                        w[c][8 - i][o] = src[i]
-                else:
-                    src = weight + ((group * cout_g + o0 + o) * cin_g + cc + c) * 9
-                    for i in range(9):
-                        w[c][i][o] = src[i]
+                transpose_into(weight + ((group * cin_g + cc + c) * cout_g + o0) * 9, 9, valid,
+                               9, &w[c * 9 + 8][0], -2 * OB)
+        else:
+            transpose_into(weight + ((group * cout_g + o0) * cin_g + cc) * 9, cin_g * 9, valid,
+                           nc * 9, &w[0][0], 2 * OB)
         for c in range(nc):
             # t = G w, then U = t G^T: whole sums, no branches, so that gcc
             # keeps them in registers (G's zeros add exact zeros)
             for a in range(WINO_ALPHA):
                 for l in range(3):
-                    for o in range(OB):
-                        t[a * 3 + l][o] = (g[a * 3] * w[c][l][o] + g[a * 3 + 1] * w[c][3 + l][o]
-                                           + g[a * 3 + 2] * w[c][6 + l][o])
+                    for o in range(WL):
+                        t[a * 3 + l][o] = (g[a * 3] * w[c * 9 + l][o]
+                                           + g[a * 3 + 1] * w[c * 9 + 3 + l][o]
+                                           + g[a * 3 + 2] * w[c * 9 + 6 + l][o])
             for a in range(WINO_ALPHA):
                 for l in range(WINO_ALPHA):
-                    row = dst + (a * WINO_ALPHA + l) * ld_xi + (cc + c - c0) * ld_c
-                    for o in range(OB):
+                    for o in range(WL):
                         u[o] = (t[a * 3][o] * g[l * 3] + t[a * 3 + 1][o] * g[l * 3 + 1]
                                 + t[a * 3 + 2][o] * g[l * 3 + 2])
-                    if n_o == OB:
-                        for o in range(OB):
-                            row[o] = <floating>u[o]
-                    else:
-                        for o in range(n_o):
-                            row[o] = <floating>u[o]
+                    for j in range(WL // OB):
+                        n_j = min(OB, n_o - j * OB)
+                        if n_j <= 0:
+                            break
+                        row = dst + (a * WINO_ALPHA + l) * ld_xi + j * ld_block + (cc + c - c0) * ld_c
+                        if n_j == OB:
+                            for o in range(OB):
+                                row[o] = u[j * OB + o]
+                        else:
+                            for o in range(n_j):
+                                row[o] = u[j * OB + o]
 
 
 cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
@@ -120,18 +132,20 @@ cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
 
 cdef void transform_all_weights(const floating* weight, const Geometry* geo, bint flipped,
                                 const double* g_mat, int n_threads, floating* u) noexcept nogil:
-    # u = U[group][xi][block][c][o] for every block, OC_BLOCK output channels each
+    # u = U[group][xi][block][c][o] for every block, OC_BLOCK output channels
+    # each, weight_lanes channels per work item
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
-    cdef Py_ssize_t n_blocks = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK)
+    cdef Py_ssize_t n_oc = ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK) * CYCONV_OC_BLOCK
+    cdef Py_ssize_t WL = weight_lanes(u)
+    cdef Py_ssize_t n_runs = ceil_div(n_oc, WL)
     cdef Py_ssize_t ld_xi = weights_xi_stride(geo)
-    cdef Py_ssize_t item, group, b
-    for item in prange(geo.groups * n_blocks, schedule='static', num_threads=n_threads):
-        group = item // n_blocks
-        b = item % n_blocks
-        winograd_weight_block(weight, geo, flipped, g_mat, group, b * CYCONV_OC_BLOCK,
-                              CYCONV_OC_BLOCK, 0, cin_g,
-                              u + group * WINO_POINTS * ld_xi + b * cin_g * CYCONV_OC_BLOCK,
-                              ld_xi, CYCONV_OC_BLOCK)
+    cdef Py_ssize_t item, group, o0
+    for item in prange(geo.groups * n_runs, schedule='static', num_threads=n_threads):
+        group = item // n_runs
+        o0 = item % n_runs * WL
+        winograd_weight_block(weight, geo, flipped, g_mat, group, o0, min(WL, n_oc - o0), 0, cin_g,
+                              u + group * WINO_POINTS * ld_xi + o0 * cin_g, ld_xi,
+                              cin_g * CYCONV_OC_BLOCK, CYCONV_OC_BLOCK)
 
 
 cdef Py_ssize_t tile_runs(const WinogradPlan* plan, Py_ssize_t first,
@@ -321,7 +335,8 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef Py_ssize_t line = 64 // sizeof(floating)
     cdef Py_ssize_t ldv = plan.slice_c * P + line
     cdef Py_ssize_t ldm = plan.blocks_per_item * block_m + line
-    cdef Py_ssize_t ldu = plan.slice_c * BO + line
+    cdef Py_ssize_t WL = weight_lanes(out)
+    cdef Py_ssize_t ldu = plan.slice_c * max(BO, WL) + line
     cdef Py_ssize_t ld_weights = weights_xi_stride(geo)  # between the xi of u
     cdef floating bt[WINO_POINTS]
     cdef floating at[WINO_TILE * WINO_ALPHA]
@@ -332,7 +347,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating* v
     cdef floating* m
     cdef floating* acc
-    cdef floating* u_slice  # fused: one block's transformed weights for a slice
+    cdef floating* u_slice  # fused: transformed weights of a slice, one or two blocks
     cdef floating* work  # the patches d, the half-transformed tiles, a row of input
     cdef floating* check  # per lane: 0, or NaN once a transformed input is NaN or Inf
     cdef Py_ssize_t* runs
@@ -390,10 +405,10 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                 # the products, started from 0 on the first slice
                 if plan.oc_lanes:
                     for bl in range(b1 - b0):
-                        for k in range(ceil_div(BO, OB)):
+                        for k in range(ceil_div(BO, WL)):
                             winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
-                                                  (b0 + bl) * BO + k * OB, min(OB, BO - k * OB),
-                                                  c0, cn, u_slice + k * OB, ldu, BO)
+                                                  (b0 + bl) * BO + k * WL, min(WL, BO - k * WL),
+                                                  c0, cn, u_slice + k * WL, ldu, OB, BO)
                         for xi in range(WINO_POINTS):
                             for g in range(ceil_div(n_lanes, Q)):
                                 mk_pos_oc_shifts(v + xi * ldv + g * Q, channel_rows, cn,
@@ -401,11 +416,14 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                                                  m + xi * ldm + bl * block_m + g * Q * BO, s > 0)
                 elif plan.fused_weights:
                     for bl in range(b1 - b0):
-                        winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
-                                              (b0 + bl) * OB, OB, c0, cn, u_slice, ldu, OB)
+                        k = bl % (WL // OB)  # the block's place in u_slice
+                        if k == 0:
+                            winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
+                                                  (b0 + bl) * OB, min(WL, (b1 - b0 - bl) * OB),
+                                                  c0, cn, u_slice, ldu, cn * OB, OB)
                         for xi in range(WINO_POINTS):
                             acc = m + xi * ldm + bl * block_m
-                            mk_oc_pos_rows(v + xi * ldv, cn, P, u_slice + xi * ldu,
+                            mk_oc_pos_rows(v + xi * ldv, cn, P, u_slice + xi * ldu + k * cn * OB,
                                            acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
                 else:
                     for xi in range(WINO_POINTS):

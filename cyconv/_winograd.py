@@ -150,9 +150,20 @@ def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out
 
 def transform_weights(weight: np.ndarray, groups: int,
                       num_threads: int) -> Optional[np.ndarray]:
-    """The kernel's transformed weights (G w G^T per channel pair, in float64
-    rounded once), or None when a weight is NaN or Inf."""
+    """The kernel's transformed weights (G w G^T per channel pair, in the
+    dtype's arithmetic), or None when a weight is NaN or Inf."""
     return _dispatch.kernel.winograd_weights(weight, groups, matrices(TILE)[1], num_threads)
+
+
+def reads_transformed(call) -> bool:
+    """Whether the kernel reads transformed weights on this checked call when
+    it is given them: on calls with few tiles (output channels in the vector
+    lanes) it transforms the weights it needs inside, a piece at a time."""
+    x = call.input
+    plan = _dispatch.kernel.plan_winograd_call(x.shape, call.out_shape, call.padding[0][0],
+                                               call.padding[1][0], call.groups,
+                                               x.dtype.itemsize, call.num_threads, True)
+    return not plan["oc_lanes"]
 
 
 def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_threads,

@@ -294,7 +294,7 @@ class FrozenConv2d:
             check_out(out, result_shape(call), call.result_dtype, {"input": input})
         if self._weights_finite and _winograd.use_winograd(call, self.algorithm):
             block = ("winograd", kernel)  # the transformed layout depends on the variant
-            if block not in self._packed:
+            if block not in self._packed and _winograd.reads_transformed(call):
                 # finite weights: transformed, never None
                 transformed = _winograd.transform_weights(call.weight, call.groups,
                                                           call.num_threads)
@@ -321,7 +321,7 @@ class FrozenConv2d:
         # the call by the kernel its packing block names
         if isinstance(block, tuple):
             return run_conv2d(call, input=input, num_threads=num_threads, out=out,
-                              winograd=True, transformed=self._packed[block])
+                              winograd=True, transformed=self._packed.get(block))
         return run_conv2d(call, self._packed.get(block), block, input, num_threads, out)
 
     forward = __call__

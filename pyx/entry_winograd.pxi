@@ -18,10 +18,10 @@ cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
 
 def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups,
                      const double[:, ::1] g_mat, int num_threads):
-    """The 3x3 weight transformed for conv2d_winograd (a new 1-D array,
-    computed in float64 and rounded once): G w G^T per (output, input)
-    channel pair, G the 6x3 matrix of F(4x4, 3x3).  None when a weight is NaN or Inf (Winograd would spread it over whole
-    tiles: such a layer is computed directly)."""
+    """The 3x3 weight transformed for conv2d_winograd (a new 1-D array, in
+    the dtype's arithmetic): G w G^T per (output, input) channel pair, G the
+    6x3 matrix of F(4x4, 3x3).  None when a weight is NaN or Inf (Winograd
+    would spread it over whole tiles: such a layer is computed directly)."""
     cdef Geometry geo
     cdef floating[::1] dst
     geo.groups = groups

@@ -5,8 +5,8 @@
 #
 # with d_c the 6x6 input patch of channel c under the tile and * elementwise:
 # 36 products per tile and channel pair instead of 144.  The matrices come
-# from cyconv/_winograd.py (exact rationals rounded once); U is computed in
-# float64 and rounded once, V and Y in the dtype.
+# from cyconv/_winograd.py (exact rationals rounded once); U, V and Y are
+# computed in the dtype.
 #
 # The 36 positions xi = (row, column) of the transformed tile make 36
 # independent matrix products M[xi] = U[xi] V[xi] over the input channels.

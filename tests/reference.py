@@ -100,8 +100,8 @@ def conv2d_by_definition(x, weight, bias, grad_out, stride, padding, dilation, g
 
 def conv2d_winograd_reference(x, weight, m, dtype, padding=(1, 1)):
     """Winograd's F(m x m, 3 x 3) for a stride-1 3 x 3 layer, in NumPy, with every
-    transform and product in `dtype` (the weights transformed in float64 and
-    rounded once): the arithmetic a Winograd kernel does, tile by tile."""
+    transform and product in `dtype`: the arithmetic a Winograd kernel does,
+    tile by tile."""
     from cyconv._winograd import matrices
     a_t, g, b_t = (mat.astype(dtype) for mat in matrices(m))
     alpha = m + 2
@@ -115,8 +115,8 @@ def conv2d_winograd_reference(x, weight, m, dtype, padding=(1, 1)):
     patches = np.lib.stride_tricks.as_strided(
         xp, (n, c, tiles_h, tiles_w, alpha, alpha), s[:2] + (s[2] * m, s[3] * m) + s[2:])
     v = np.einsum("ia,nctuab,jb->nctuij", b_t, patches, b_t).astype(dtype)
-    g64 = matrices(m)[1]
-    u = np.einsum("ip,ocpq,jq->ocij", g64, np.asarray(weight, np.float64), g64).astype(dtype)
+    t = np.einsum("ip,ocpq->ociq", g, np.asarray(weight, dtype)).astype(dtype)
+    u = np.einsum("ociq,jq->ocij", t, g).astype(dtype)
     prod = np.einsum("ocij,nctuij->notuij", u, v).astype(dtype)
     y = np.einsum("ai,notuij,bj->notuab", a_t, prod, a_t).astype(dtype)
     y = y.transpose(0, 1, 2, 4, 3, 5).reshape(n, -1, tiles_h * m, tiles_w * m)

@@ -209,6 +209,27 @@ def test_frozen_layer_transforms_its_weights_once(monkeypatch):
     assert _relative_error(first, exact) <= 2e-5
 
 
+def test_frozen_layer_keeps_no_transformed_weights_for_calls_with_few_tiles(monkeypatch):
+    # with output channels in the lanes the kernel transforms the weights
+    # inside: a layer run at batch 1 on a 7x7 plane keeps no 4x copy of them
+    layer = cyconv.Conv2d(64, 72, 3, padding=1, algorithm="winograd", rng=1)
+    frozen = layer.freeze()
+    x = np.random.default_rng(2).standard_normal((1, 64, 7, 7)).astype(np.float32)
+    assert cyconv.plan(x.shape, layer.weight.shape, padding=1, algorithm="winograd")["oc_lanes"]
+    calls = []
+    transform = _winograd.transform_weights
+    monkeypatch.setattr(_winograd, "transform_weights",
+                        lambda *a, **k: calls.append(a) or transform(*a, **k))
+    got = frozen(x)
+    assert calls == []
+    np.testing.assert_array_equal(got, cyconv.conv2d(x, layer.weight, layer.bias, padding=1,
+                                                     algorithm="winograd"))
+    np.testing.assert_array_equal(frozen(x), got)
+    exact = torch_conv2d(x.astype(np.float64), layer.weight.astype(np.float64),
+                         layer.bias.astype(np.float64), padding=1)
+    assert _relative_error(got, exact) <= 2e-5
+
+
 def test_direct_is_the_default_and_auto_changes_no_direct_result():
     x, weight, bias = _operands((1, 64, 8, 8), 64, 1, np.float32)  # too few tiles for Winograd
     direct = cyconv.conv2d(x, weight, bias, padding=1)

@@ -50,9 +50,11 @@ cdef inline void apply_rows(const floating* mat, int n_out,
 
 cdef inline int weight_lanes(floating* like) noexcept nogil:
     # output channels winograd_weight_block transforms at a time: two blocks
-    # of OC_BLOCK in float32 (a vector register of floats with AVX-512), one
-    # in float64
-    return 2 * CYCONV_OC_BLOCK if floating is float else CYCONV_OC_BLOCK
+    # of OC_BLOCK in float32 where they fill a vector register (AVX-512),
+    # else one
+    if floating is float and 2 * CYCONV_OC_BLOCK * 4 == CYCONV_VECTOR_BYTES:
+        return 2 * CYCONV_OC_BLOCK
+    return CYCONV_OC_BLOCK
 
 
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,

@@ -94,10 +94,12 @@ cdef enum:
     GRAD_BAND_MAX_BYTES = 4096
 
     # --- Winograd kernel ---
-    # bytes of a thread's transformed input tiles (a slice of channels), and
-    # of the products an item accumulates: both stay in L2
+    # bytes of a thread's transformed input tiles (a slice of channels: they
+    # stay in L2), and of the products an item accumulates (read back a block
+    # at a time, from L3 where L2 is smaller; a second run of output channels
+    # would transform the input again)
     WINOGRAD_SLICE_BYTES = 262144
-    WINOGRAD_PRODUCT_BYTES = 1048576
+    WINOGRAD_PRODUCT_BYTES = 2097152
     # a call that brings no transformed weights transforms them inside the
     # items (each block once per block of tiles) up to this many tile blocks
     WINOGRAD_FUSED_TILE_BLOCKS = 2

@@ -28,6 +28,7 @@ include "forward_bands.pxi"        # FORWARD_ROW_BANDS
 include "forward_narrow.pxi"       # FORWARD_NARROW
 include "forward_pointwise.pxi"    # FORWARD_POINTWISE
 include "forward_gathered.pxi"     # FORWARD_GATHERED
+include "winograd_transforms.pxi"  # WINOGRAD: its transforms and loads and stores
 include "forward_winograd.pxi"     # WINOGRAD (algorithm="winograd")
 include "input_grad_spread.pxi"    # INPUT_GRAD_SPREAD
 include "weight_grad_gathered.pxi" # WEIGHT_GRAD_GATHERED

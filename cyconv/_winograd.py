@@ -101,10 +101,14 @@ def matrices(m: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 ALGORITHMS = ("direct", "winograd", "auto")
 TILE = 4  # the kernel's F(4x4, 3x3)
 # "auto" takes Winograd for at least this many input and output channels per
-# group and this many output tiles (of TILE x TILE, all images): with fewer,
-# most of the kernel's vector lanes hold no tile (docs/tuning-notes.md)
+# group and this many output tiles (of TILE x TILE, all images), or from
+# AUTO_WIDE_CHANNELS channels on AUTO_WIDE_MIN_TILES tiles: on fewer tiles
+# the weights' transform costs more than the products save
+# (docs/tuning-notes.md)
 AUTO_MIN_CHANNELS = 32
 AUTO_MIN_TILES = 32
+AUTO_WIDE_CHANNELS = 256
+AUTO_WIDE_MIN_TILES = 16
 
 
 def check_algorithm(algorithm) -> str:
@@ -145,7 +149,9 @@ def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out
         return False
     n, _, h, w = out_shape
     tiles = n * -(-h // TILE) * -(-w // TILE)
-    return min(c_in_g, c_out // groups) >= AUTO_MIN_CHANNELS and tiles >= AUTO_MIN_TILES
+    channels = min(c_in_g, c_out // groups)
+    return ((channels >= AUTO_MIN_CHANNELS and tiles >= AUTO_MIN_TILES)
+            or (channels >= AUTO_WIDE_CHANNELS and tiles >= AUTO_WIDE_MIN_TILES))
 
 
 def transform_weights(weight: np.ndarray, groups: int,

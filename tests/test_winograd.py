@@ -243,6 +243,13 @@ def test_direct_is_the_default_and_auto_changes_no_direct_result():
                        algorithm="auto")["path"] != "winograd"
     assert cyconv.plan(big, (64, 4, 3, 3), padding=1, groups=16,
                        algorithm="auto")["path"] != "winograd"
+    # 16 tiles (a 14x14 plane at batch 1): Winograd from 256 channels
+    for channels, chosen in ((256, True), (128, False)):
+        plan = cyconv.plan((1, channels, 14, 14), (channels, channels, 3, 3), padding=1,
+                           algorithm="auto")
+        assert (plan["path"] == "winograd") == chosen
+    assert cyconv.plan((1, 256, 8, 8), (256, 256, 3, 3), padding=1,
+                       algorithm="auto")["path"] != "winograd"  # 4 tiles
 
 
 def test_plan_names_the_winograd_path():

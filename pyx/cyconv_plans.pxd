@@ -75,6 +75,9 @@ cdef struct WinogradPlan:
     bint oc_lanes               # output channels in the vector lanes, tiles broadcast
     Py_ssize_t block_oc         # output channels per block: OC_BLOCK, or POS_BLOCK with oc_lanes
     Py_ssize_t n_blocks         # output-channel blocks per group
+    Py_ssize_t block_values     # values of a block's products per xi: block_oc x POS_BLOCK
+                                # tiles, with oc_lanes the (at most POS_BLOCK) tiles in
+                                # whole BAND_POSITIONS
     Py_ssize_t blocks_per_item
     Py_ssize_t n_oc_items       # runs of output-channel blocks per group and tile block
     Py_ssize_t tiles_h          # output tiles per image, down and across

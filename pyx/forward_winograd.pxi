@@ -46,9 +46,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef Py_ssize_t n_tiles = geo.batch * plan.tiles_h * plan.tiles_w
     cdef Py_ssize_t plane_in = geo.in_h * geo.in_w
     cdef Py_ssize_t plane_out = geo.out_h * geo.out_w
-    # M per block: BO x P values, or with oc_lanes the (at most P) tiles in
-    # whole Qs x BO
-    cdef Py_ssize_t block_m = BO * (ceil_div(min(P, n_tiles), Q) * Q if plan.oc_lanes else P)
+    cdef Py_ssize_t block_m = plan.block_values  # between the blocks in M
     # between the xi of V, M and the item's U: a cache line more than their
     # values, so that the 36 rows a transform stores or reads together do not
     # fall into one cache set (whole kibibytes apart, they would)

@@ -393,8 +393,8 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
                      * CYCONV_OC_BLOCK >= WINOGRAD_OC_LANES_GAIN * Q * ceil_div(n_tiles, Q)
                      * P * ceil_div(cout_g, P))
     plan.block_oc = P if plan.oc_lanes else CYCONV_OC_BLOCK
-    block_bytes = (WINO_POINTS * itemsize * plan.block_oc
-                   * (ceil_div(min(P, n_tiles), Q) * Q if plan.oc_lanes else P))
+    plan.block_values = plan.block_oc * (ceil_div(min(P, n_tiles), Q) * Q if plan.oc_lanes else P)
+    block_bytes = WINO_POINTS * itemsize * plan.block_values
     plan.slice_c = max(1, min(cin_g, WINOGRAD_SLICE_BYTES // (WINO_POINTS * P * itemsize)))
     plan.n_slices = ceil_div(cin_g, plan.slice_c)
     plan.slice_c = ceil_div(cin_g, plan.n_slices)

@@ -90,10 +90,25 @@ def exact_matrices(points: Tuple[Fraction, ...]):
 
 
 @lru_cache(maxsize=None)
+def integer_weight_matrices(points: Tuple[Fraction, ...]):
+    """exact_matrices with each row of G divided by its entry of least
+    magnitude and the matching column of A^T multiplied by it: G's rows
+    become small integers, so that the weights' transform is sums and
+    doublings, and the products are unchanged (G = D G' makes
+    G g G^T = D (G' g G'^T) D, and the D's move into A^T D and D A)."""
+    a_t, g, b_t = exact_matrices(points)
+    scale = [min((v for v in row if v != 0), key=abs) for row in g]
+    g = [[v / s for v in row] for row, s in zip(g, scale)]
+    a_t = [[v * s for v, s in zip(row, scale)] for row in a_t]
+    return a_t, g, b_t
+
+
+@lru_cache(maxsize=None)
 def matrices(m: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(A^T, G, B^T) of F(m x m, 3 x 3) as float64 arrays (each entry rounded once)."""
+    """(A^T, G, B^T) of F(m x m, 3 x 3), G of integers (integer_weight_matrices),
+    as float64 arrays (each entry rounded once): the matrices the kernel applies."""
     return tuple(np.array([[float(v) for v in row] for row in mat])  # type: ignore[return-value]
-                 for mat in exact_matrices(POINTS[m]))
+                 for mat in integer_weight_matrices(POINTS[m]))
 
 
 # --- The algorithm a conv2d call uses ---
@@ -158,7 +173,7 @@ def transform_weights(weight: np.ndarray, groups: int,
                       num_threads: int) -> Optional[np.ndarray]:
     """The kernel's transformed weights (G w G^T per channel pair, in the
     dtype's arithmetic), or None when a weight is NaN or Inf."""
-    return _dispatch.kernel.winograd_weights(weight, groups, matrices(TILE)[1], num_threads)
+    return _dispatch.kernel.winograd_weights(weight, groups, num_threads)
 
 
 def reads_transformed(call) -> bool:
@@ -179,10 +194,9 @@ def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_th
     kernel's (path, threads), or None when an input or weight is NaN or Inf
     (out is then incomplete).  flipped: x is grad_output, out the input
     gradient of the convolution by weight, the paddings 2 - its paddings."""
-    a_t, g, b_t = matrices(TILE)
+    a_t, _, b_t = matrices(TILE)  # the kernel applies G (integers) as sums
     return _dispatch.kernel.conv2d_winograd(x, weight, transformed, bias, out, pad_top,
-                                            pad_left, groups, a_t, g, b_t, num_threads,
-                                            flipped)
+                                            pad_left, groups, a_t, b_t, num_threads, flipped)
 
 
 def use_winograd_input_grad(algorithm: str, weight_shape, stride, dilation, groups,

@@ -16,11 +16,10 @@ cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
     return geo.groups * WINO_POINTS * weights_xi_stride(geo)
 
 
-def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups,
-                     const double[:, ::1] g_mat, int num_threads):
+def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int num_threads):
     """The 3x3 weight transformed for conv2d_winograd (a new 1-D array, in
     the dtype's arithmetic): G w G^T per (output, input) channel pair, G the
-    6x3 matrix of F(4x4, 3x3).  None when a weight is NaN or Inf (Winograd
+    integer 6x3 matrix of F(4x4, 3x3) (cyconv._winograd.matrices).  None when a weight is NaN or Inf (Winograd
     would spread it over whole tiles: such a layer is computed directly)."""
     cdef Geometry geo
     cdef floating[::1] dst
@@ -31,18 +30,18 @@ def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups,
     transformed = np.empty(winograd_size(&geo), dtype=np.float32 if floating is float else np.float64)
     dst = transformed
     with nogil:
-        transform_all_weights(&weight[0, 0, 0, 0], &geo, False, &g_mat[0, 0], num_threads,
-                              &dst[0])
+        transform_all_weights(&weight[0, 0, 0, 0], &geo, False, num_threads, &dst[0])
     return transformed
 
 
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,
                     transformed, const floating[::1] bias, floating[:, :, :, ::1] out,
                     Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
-                    const double[:, ::1] a_t, const double[:, ::1] g_mat,
-                    const double[:, ::1] b_t, int num_threads, bint flipped=False):
+                    const double[:, ::1] a_t, const double[:, ::1] b_t, int num_threads,
+                    bint flipped=False):
     """out = bias + the stride-1 3x3 convolution of x by weight, by Winograd's
-    F(4x4, 3x3) (a_t, g_mat, b_t its 4x6, 6x3 and 6x6 matrices).
+    F(4x4, 3x3) (a_t, b_t its 4x6 and 6x6 matrices; the kernel applies its
+    integer G as sums).
     transformed: weight as winograd_weights transforms it, or None to
     transform it here.  flipped: x is grad_output and out the input gradient
     of the convolution by weight (padding: 2 - its padding).  Returns ("winograd", the threads it started), or None
@@ -69,13 +68,11 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
         if u == NULL and not plan.fused_weights:
             owned = <floating*>work_alloc(&status, True, winograd_size(&geo) * sizeof(floating))
             if owned != NULL:
-                transform_all_weights(&weight[0, 0, 0, 0], &geo, flipped, &g_mat[0, 0],
-                                      plan.n_threads, owned)
+                transform_all_weights(&weight[0, 0, 0, 0], &geo, flipped, plan.n_threads, owned)
                 u = owned
         if status == 0:
             status = forward_winograd(&x[0, 0, 0, 0], u, &weight[0, 0, 0, 0], &bias[0],
-                                      &out[0, 0, 0, 0], &geo, &plan, &a_t[0, 0], &g_mat[0, 0],
-                                      &b_t[0, 0])
+                                      &out[0, 0, 0, 0], &geo, &plan, &a_t[0, 0], &b_t[0, 0])
         cyconv_aligned_free(owned)
     if status > 0:
         raise_memory_error(status, "forward convolution", "winograd")

@@ -5,8 +5,9 @@
 #
 # with d_c the 6x6 input patch of channel c under the tile and * elementwise:
 # 36 products per tile and channel pair instead of 144.  The matrices come
-# from cyconv/_winograd.py (exact rationals rounded once); U, V and Y are
-# computed in the dtype.
+# from cyconv/_winograd.py (exact rationals rounded once), G's rows scaled
+# to small integers (their scales moved into A^T), so that the weights'
+# transform is sums and doublings; U, V and Y are computed in the dtype.
 #
 # The 36 positions xi = (row, column) of the transformed tile make 36
 # independent matrix products M[xi] = U[xi] V[xi] over the input channels.
@@ -28,7 +29,7 @@
 
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
                                  const floating* bias, floating* out, const Geometry* geo,
-                                 const WinogradPlan* plan, const double* a_t, const double* g_mat,
+                                 const WinogradPlan* plan, const double* a_t,
                                  const double* b_t) noexcept nogil:
     # u: the transformed weights (transform_all_weights); with
     # plan.fused_weights NULL, and each item transforms the blocks of weight
@@ -124,7 +125,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                 if plan.oc_lanes:
                     for bl in range(b1 - b0):
                         for k in range(ceil_div(BO, WL)):
-                            winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
+                            winograd_weight_block(weight, geo, plan.flipped, group,
                                                   (b0 + bl) * BO + k * WL, min(WL, BO - k * WL),
                                                   c0, cn, u_slice + k * WL, ldu, OB, BO)
                         for xi in range(WINO_POINTS):
@@ -136,7 +137,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                     for bl in range(b1 - b0):
                         k = bl % (WL // OB)  # the block's place in u_slice
                         if k == 0:
-                            winograd_weight_block(weight, geo, plan.flipped, g_mat, group,
+                            winograd_weight_block(weight, geo, plan.flipped, group,
                                                   (b0 + bl) * OB, min(WL, (b1 - b0 - bl) * OB),
                                                   c0, cn, u_slice, ldu, cn * OB, OB)
                         for xi in range(WINO_POINTS):

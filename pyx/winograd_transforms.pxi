@@ -40,31 +40,33 @@ cdef inline int weight_lanes(floating* like) noexcept nogil:
 
 
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,
-                                const double* g_mat, Py_ssize_t group, Py_ssize_t o0,
-                                Py_ssize_t n_o, Py_ssize_t c0, Py_ssize_t cn, floating* dst,
-                                Py_ssize_t ld_xi, Py_ssize_t ld_block,
-                                Py_ssize_t ld_c) noexcept nogil:
+                                Py_ssize_t group, Py_ssize_t o0, Py_ssize_t n_o, Py_ssize_t c0,
+                                Py_ssize_t cn, floating* dst, Py_ssize_t ld_xi,
+                                Py_ssize_t ld_block, Py_ssize_t ld_c) noexcept nogil:
     # dst[xi * ld_xi + (o // OC_BLOCK) * ld_block + (c - c0) * ld_c + o %
     # OC_BLOCK] = (G w G^T)[xi] for the n_o <= weight_lanes output channels
     # o0 + o of the group (zeros past the last) and the input channels c0 <=
     # c < c0 + cn, in the dtype's arithmetic (float32's error adds nothing
-    # measurable to Winograd's own, docs/tuning-notes.md).  geo is the
-    # convolution the kernel runs; flipped: it is the input gradient, whose
-    # weight w[o][c] is weight[c][o] turned by 180 degrees.
+    # measurable to Winograd's own, docs/tuning-notes.md).  G is the kernel's
+    # integer G (cyconv/_winograd.py: matrices), rows (1 0 0), (1 1 1),
+    # (1 -1 1), (1 2 4), (4 -2 1), (0 0 1), applied as sums that share
+    # w0 + w2.  geo is the convolution the kernel runs; flipped: it is the
+    # input gradient, whose weight w[o][c] is weight[c][o] turned by 180
+    # degrees.
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef int WL = weight_lanes(dst)
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
     cdef Py_ssize_t valid = max(0, min(n_o, cout_g - o0))
-    cdef floating g[WINO_ALPHA * 3]
     cdef floating w[WINOGRAD_WEIGHT_CHUNK * 9][2 * CYCONV_OC_BLOCK]  # [c][tap][o]
-    cdef floating t[WINO_ALPHA * 3][2 * CYCONV_OC_BLOCK]
-    cdef floating u[2 * CYCONV_OC_BLOCK]
+    cdef floating t[WINO_ALPHA * 3][2 * CYCONV_OC_BLOCK]  # G w: [row][column][o]
+    cdef floating u[WINO_ALPHA][2 * CYCONV_OC_BLOCK]  # a row of G w G^T
+    cdef floating w0, w1, w2, e
+    cdef floating two = 2, four = 4  # typed: literals would make the sums double
+    cdef bint contiguous = ld_block == OB and n_o == WL  # all lanes, blocks side by side
     cdef floating* row
-    cdef Py_ssize_t c, cc, nc, o, k, j, n_j
-    cdef int i, a, l
-    for i in range(WINO_ALPHA * 3):
-        g[i] = <floating>g_mat[i]
+    cdef Py_ssize_t c, cc, nc, k, j, n_j, o
+    cdef int a, l
     if valid < WL:
         memset(w, 0, sizeof(w))
     for k in range(ceil_div(cn, WINOGRAD_WEIGHT_CHUNK)):
@@ -80,30 +82,45 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
             transpose_into(weight + ((group * cout_g + o0) * cin_g + cc) * 9, cin_g * 9, valid,
                            nc * 9, &w[0][0], 2 * OB)
         for c in range(nc):
-            # t = G w, then U = t G^T: whole sums, no branches, so that gcc
-            # keeps them in registers (G's zeros add exact zeros)
-            for a in range(WINO_ALPHA):
-                for l in range(3):
-                    for o in range(WL):
-                        t[a * 3 + l][o] = (g[a * 3] * w[c * 9 + l][o]
-                                           + g[a * 3 + 1] * w[c * 9 + 3 + l][o]
-                                           + g[a * 3 + 2] * w[c * 9 + 6 + l][o])
-            for a in range(WINO_ALPHA):
-                for l in range(WINO_ALPHA):
-                    for o in range(WL):
-                        u[o] = (t[a * 3][o] * g[l * 3] + t[a * 3 + 1][o] * g[l * 3 + 1]
-                                + t[a * 3 + 2][o] * g[l * 3 + 2])
-                    for j in range(WL // OB):
-                        n_j = min(OB, n_o - j * OB)
-                        if n_j <= 0:
-                            break
-                        row = dst + (a * WINO_ALPHA + l) * ld_xi + j * ld_block + (cc + c - c0) * ld_c
+            for l in range(3):  # t = G w, a column of w at a time
+                for o in range(WL):
+                    w0 = w[c * 9 + l][o]
+                    w1 = w[c * 9 + 3 + l][o]
+                    w2 = w[c * 9 + 6 + l][o]
+                    e = w0 + w2
+                    t[l][o] = w0
+                    t[3 + l][o] = e + w1
+                    t[6 + l][o] = e - w1
+                    t[9 + l][o] = w0 + four * w2 + two * w1
+                    t[12 + l][o] = four * w0 + w2 - two * w1
+                    t[15 + l][o] = w2
+            for a in range(WINO_ALPHA):  # U = t G^T, a row of t at a time
+                row = dst + a * WINO_ALPHA * ld_xi + (cc + c - c0) * ld_c
+                for o in range(WL):
+                    w0 = t[a * 3][o]
+                    w1 = t[a * 3 + 1][o]
+                    w2 = t[a * 3 + 2][o]
+                    e = w0 + w2
+                    u[0][o] = w0
+                    u[1][o] = e + w1
+                    u[2][o] = e - w1
+                    u[3][o] = w0 + four * w2 + two * w1
+                    u[4][o] = four * w0 + w2 - two * w1
+                    u[5][o] = w2
+                if contiguous:
+                    for l in range(WINO_ALPHA):
+                        for o in range(WL):
+                            row[l * ld_xi + o] = u[l][o]
+                    continue
+                for j in range(ceil_div(n_o, OB)):
+                    n_j = min(OB, n_o - j * OB)
+                    for l in range(WINO_ALPHA):
                         if n_j == OB:
                             for o in range(OB):
-                                row[o] = u[j * OB + o]
+                                row[l * ld_xi + j * ld_block + o] = u[l][j * OB + o]
                         else:
                             for o in range(n_j):
-                                row[o] = u[j * OB + o]
+                                row[l * ld_xi + j * ld_block + o] = u[l][j * OB + o]
 
 
 cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
@@ -115,7 +132,7 @@ cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
 
 
 cdef void transform_all_weights(const floating* weight, const Geometry* geo, bint flipped,
-                                const double* g_mat, int n_threads, floating* u) noexcept nogil:
+                                int n_threads, floating* u) noexcept nogil:
     # u = U[group][xi][block][c][o] for every block, OC_BLOCK output channels
     # each, weight_lanes channels per work item
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -127,7 +144,7 @@ cdef void transform_all_weights(const floating* weight, const Geometry* geo, bin
     for item in prange(geo.groups * n_runs, schedule='static', num_threads=n_threads):
         group = item // n_runs
         o0 = item % n_runs * WL
-        winograd_weight_block(weight, geo, flipped, g_mat, group, o0, min(WL, n_oc - o0), 0, cin_g,
+        winograd_weight_block(weight, geo, flipped, group, o0, min(WL, n_oc - o0), 0, cin_g,
                               u + group * WINO_POINTS * ld_xi + o0 * cin_g, ld_xi,
                               cin_g * CYCONV_OC_BLOCK, CYCONV_OC_BLOCK)
 

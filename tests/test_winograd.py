@@ -190,6 +190,30 @@ def test_nonfinite_values_land_where_the_direct_sum_puts_them(where, value):
     np.testing.assert_array_equal(layer.freeze()(x), got)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transformed_weights_are_g_w_g_transposed(kernel_variant, dtype):
+    # the kernel applies G as sums (no matrix): its weights against
+    # G w G^T in float64 with the G of _winograd.matrices, in the kernel's
+    # layout U[group][xi][block of OC_BLOCK][c][o]
+    groups, c_out, c_in_g = 2, 22, 5
+    weight = np.random.default_rng(3).standard_normal((c_out, c_in_g, 3, 3)).astype(dtype)
+    got = _winograd.transform_weights(weight, groups, 1)
+    g = _winograd.matrices(_winograd.TILE)[1]
+    exact = np.einsum("ap,ocpq,lq->ocal", g, weight.astype(np.float64), g)
+    block = cyconv.config()["blocking"]["oc_block"]
+    cout_g = c_out // groups
+    n_oc = -(-cout_g // block) * block
+    xi_stride = n_oc * c_in_g + 16
+    assert got.dtype == dtype and got.shape == (groups * 36 * xi_stride,)
+    blocks = got.reshape(groups, 36, xi_stride)[:, :, :n_oc * c_in_g]
+    blocks = blocks.reshape(groups, 36, n_oc // block, c_in_g, block)
+    u = blocks.transpose(0, 2, 4, 3, 1).reshape(groups, n_oc, c_in_g, 6, 6)
+    u = u[:, :cout_g].reshape(exact.shape)
+    assert np.abs(u - exact).max() <= (4e-7 if dtype == np.float32 else 1e-15) * np.abs(exact).max()
+    # the lanes past the group's last output channel hold zeros
+    assert not blocks[:, :, -1, :, cout_g - (n_oc - block):].any()
+
+
 def test_frozen_layer_transforms_its_weights_once(monkeypatch):
     layer = cyconv.Conv2d(16, 24, 3, padding=1, algorithm="winograd", rng=1)
     frozen = layer.freeze()

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from cyconv._winograd import POINTS, exact_matrices, matrices
+from cyconv._winograd import POINTS, exact_matrices, integer_weight_matrices, matrices
 from reference import conv2d_reference, conv2d_winograd_reference
 
 F = Fraction
@@ -60,9 +60,10 @@ def test_published_points_give_the_published_matrices(points):
     assert _signs_normalised(ours) == _signs_normalised(LAVIN[points])
 
 
+@pytest.mark.parametrize("construction", [exact_matrices, integer_weight_matrices])
 @pytest.mark.parametrize("m", sorted(POINTS))
-def test_the_identity_holds_exactly_in_rationals(m):
-    a_t, g, b_t = exact_matrices(POINTS[m])
+def test_the_identity_holds_exactly_in_rationals(m, construction):
+    a_t, g, b_t = construction(POINTS[m])
     assert (len(a_t), len(g), len(b_t)) == (m, m + 2, m + 2)
     rng = np.random.default_rng(m)
     for _ in range(20):
@@ -74,8 +75,18 @@ def test_the_identity_holds_exactly_in_rationals(m):
 
 @pytest.mark.parametrize("m", sorted(POINTS))
 def test_float_matrices_are_the_rationals_rounded_once(m):
-    for exact, rounded in zip(exact_matrices(POINTS[m]), matrices(m)):
+    for exact, rounded in zip(integer_weight_matrices(POINTS[m]), matrices(m)):
         assert rounded.tolist() == [[float(v) for v in row] for row in exact]
+
+
+@pytest.mark.parametrize("m", sorted(POINTS))
+def test_the_weights_transform_is_small_integers(m):
+    a_t, g, b_t = integer_weight_matrices(POINTS[m])
+    assert all(v.denominator == 1 and abs(v) <= 4 for row in g for v in row)
+    assert all(min(abs(v) for v in row if v != 0) == 1 for row in g)
+    # the scales moved out of G, into A^T's columns; B^T is untouched
+    assert b_t == exact_matrices(POINTS[m])[2]
+    assert a_t != exact_matrices(POINTS[m])[0]
 
 
 # the bound the docs state for each tile size and dtype (max |error| / max

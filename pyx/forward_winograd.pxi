@@ -23,8 +23,9 @@
 #   (transform_all_weights, or a slice at a time inside the item);
 # - output channels in the lanes (oc_lanes, calls with few tiles): per xi,
 #   block of POS_BLOCK output channels and BAND_POSITIONS tiles one
-#   mk_pos_oc_shifts call, M[xi][tile][o lane], the item's U a slice at a
-#   time as [xi][c][o] for the block.
+#   mk_pos_oc_shifts call (mk_pos4_oc_rows for a last group of up to 4
+#   tiles), M[xi][tile][o lane], the item's U a slice at a time as
+#   [xi][c][o] for the block.
 # The transforms, loads and stores are in winograd_transforms.pxi.
 
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
@@ -130,9 +131,14 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                                                   c0, cn, u_slice + k * WL, ldu, OB, BO)
                         for xi in range(WINO_POINTS):
                             for g in range(ceil_div(n_lanes, Q)):
-                                mk_pos_oc_shifts(v + xi * ldv + g * Q, channel_rows, cn,
-                                                 &first_tile, True, u_slice + xi * ldu,
-                                                 m + xi * ldm + bl * block_m + g * Q * BO, s > 0)
+                                if n_lanes - g * Q <= 4:
+                                    mk_pos4_oc_rows(v + xi * ldv + g * Q, P, cn, u_slice + xi * ldu,
+                                                    m + xi * ldm + bl * block_m + g * Q * BO, s > 0)
+                                else:
+                                    mk_pos_oc_shifts(v + xi * ldv + g * Q, channel_rows, cn,
+                                                     &first_tile, True, u_slice + xi * ldu,
+                                                     m + xi * ldm + bl * block_m + g * Q * BO,
+                                                     s > 0)
                 elif plan.fused_weights:
                     for bl in range(b1 - b0):
                         k = bl % (WL // OB)  # the block's place in u_slice

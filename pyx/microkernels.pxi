@@ -140,6 +140,39 @@ cdef inline void mk_pos_oc_shifts(const floating* band, const Py_ssize_t* offset
                     tile[p * L + v] = acc[p][v]
 
 
+cdef inline void mk_pos4_oc_rows(const floating* x, Py_ssize_t ldx, Py_ssize_t depth,
+                                 const floating* w, floating* tile, bint add) noexcept nogil:
+    # tile[p][v] (+)= sum_r w[r][v] * x[r * ldx + p] for 4 positions x LANES
+    # output channels: mk_pos_oc_shifts's run form for 4 positions, where
+    # BAND_POSITIONS would compute 2 that nobody reads (8 accumulators: just
+    # enough to keep two FMA pipes of latency 4 busy)
+    cdef floating acc[4][CYCONV_BAND_LANES_F32]
+    cdef floating xv
+    cdef const floating* xr
+    cdef const floating* wr
+    cdef Py_ssize_t r
+    cdef int p, v
+    cdef int L = CYCONV_BAND_LANES_F32 if floating is float else CYCONV_BAND_LANES_F64
+    for p in range(4):
+        for v in range(L):
+            acc[p][v] = -0.0  # the sum of no terms: -0.0 + x is x, -0.0 included
+    for r in range(depth):
+        xr = x + r * ldx
+        wr = w + r * L
+        for p in range(4):
+            xv = xr[p]
+            for v in range(L):
+                acc[p][v] += xv * wr[v]
+    if add:
+        for p in range(4):
+            for v in range(L):
+                tile[p * L + v] += acc[p][v]
+    else:
+        for p in range(4):
+            for v in range(L):
+                tile[p * L + v] = acc[p][v]
+
+
 cdef inline void mk_tap_oc_shifts(const floating* band, const Py_ssize_t* offsets, Py_ssize_t n_v,
                                   const floating* go_t, floating* acc) noexcept nogil:
     # acc[t][l] += sum over positions v of band[offsets[t] + v] * go_t[v][l] for

@@ -191,8 +191,8 @@ def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_th
             flipped=False):
     """out = the call's result by Winograd, from the weights transform_weights
     made (transformed), or from weight (transformed in the call); returns the
-    kernel's (path, threads), or None when an input or weight is NaN or Inf
-    (out is then incomplete).  flipped: x is grad_output, out the input
+    kernel's (path, threads), or None when a result came out NaN or Inf (a
+    NaN or Inf input or weight, or an overflow; out is then incomplete).  flipped: x is grad_output, out the input
     gradient of the convolution by weight, the paddings 2 - its paddings."""
     a_t, _, b_t = matrices(TILE)  # the kernel applies G (integers) as sums
     return _dispatch.kernel.conv2d_winograd(x, weight, transformed, bias, out, pad_top,

@@ -79,8 +79,8 @@ def run_conv2d(call, packed=None, packed_block=0, input=None, num_threads=None, 
     """Run the kernel on a checked call, into out (checked) or a new array.
     FrozenConv2d passes the weights packed for it, and the input and thread
     count of a new call like the checked one (the same shape and dtype).
-    winograd: compute the call by Winograd (directly where an input or weight
-    is NaN or Inf), from transformed (the weights as
+    winograd: compute the call by Winograd (directly where a result comes
+    out NaN or Inf), from transformed (the weights as
     _winograd.transform_weights makes them) or, if None, from call.weight."""
     x = call.input if input is None else input
     computed = _kernel_target(out, call.out_shape, x.dtype, "output")

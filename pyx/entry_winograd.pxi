@@ -19,8 +19,9 @@ cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
 def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int num_threads):
     """The 3x3 weight transformed for conv2d_winograd (a new 1-D array, in
     the dtype's arithmetic): G w G^T per (output, input) channel pair, G the
-    integer 6x3 matrix of F(4x4, 3x3) (cyconv._winograd.matrices).  None when a weight is NaN or Inf (Winograd
-    would spread it over whole tiles: such a layer is computed directly)."""
+    integer 6x3 matrix of F(4x4, 3x3) (cyconv._winograd.matrices).  None
+    when a weight is NaN or Inf (Winograd would spread it over whole tiles:
+    such a layer is computed directly)."""
     cdef Geometry geo
     cdef floating[::1] dst
     geo.groups = groups
@@ -44,9 +45,11 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
     integer G as sums).
     transformed: weight as winograd_weights transforms it, or None to
     transform it here.  flipped: x is grad_output and out the input gradient
-    of the convolution by weight (padding: 2 - its padding).  Returns ("winograd", the threads it started), or None
-    when an input or weight is NaN or Inf (out is then incomplete: compute the
-    layer directly)."""
+    of the convolution by weight (padding: 2 - its padding).  Returns
+    ("winograd", the threads it started), or None when a result came out NaN
+    or Inf (from a NaN or Inf input or weight, which Winograd spreads over
+    whole tiles, or an overflow): out is then incomplete; compute the layer
+    directly."""
     cdef Geometry geo
     cdef WinogradPlan plan
     cdef Py_ssize_t status = 0
@@ -60,8 +63,6 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
             raise ValueError(f"cyconv: {given.shape[0]} transformed weights for a layout "
                              f"of {winograd_size(&geo)}")
         u = &given[0]
-    elif not all_finite(&weight[0, 0, 0, 0], values(weight.shape)):
-        return None
     plan_winograd(&geo, sizeof(floating), num_threads, u != NULL, &plan)
     plan.flipped = flipped
     with nogil:

@@ -34,10 +34,10 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                                  const double* b_t) noexcept nogil:
     # u: the transformed weights (transform_all_weights); with
     # plan.fused_weights NULL, and each item transforms the blocks of weight
-    # it needs, a slice at a time.  Returns 0, -1 when a transformed input is
-    # NaN or Inf (the output is then incomplete: Winograd would spread it
-    # over whole tiles, so the caller computes the layer directly), or the
-    # bytes of a buffer it could not allocate.
+    # it needs, a slice at a time.  Returns 0, -1 when a result before the
+    # bias is NaN or Inf (transform_output_tile's check: Winograd spreads a
+    # NaN or Inf over whole tiles, so the caller computes the layer
+    # directly), or the bytes of a buffer it could not allocate.
     cdef Py_ssize_t P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
@@ -69,7 +69,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating* acc
     cdef floating* u_slice  # fused: transformed weights of a slice, one or two blocks
     cdef floating* work  # the patches d, the half-transformed tiles, a row of input
-    cdef floating* check  # per lane: 0, or NaN once a transformed input is NaN or Inf
+    cdef floating* check  # per lane: 0, or NaN once a result is NaN or Inf
     cdef Py_ssize_t* runs
     cdef Py_ssize_t* channel_rows = NULL  # oc_lanes: the rows of V's channels, c * P
     cdef Py_ssize_t first_tile = 0
@@ -121,7 +121,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                 c0 = s * plan.slice_c
                 cn = min(plan.slice_c, cin_g - c0)
                 transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs, n_runs,
-                                      bt, zero_tile, v, ldv, work, check)
+                                      bt, v, ldv, work)
                 # the products, started from 0 on the first slice
                 if plan.oc_lanes:
                     for bl in range(b1 - b0):
@@ -158,25 +158,24 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                                            u + (group * WINO_POINTS + xi) * ld_weights
                                            + ((b0 + bl) * cin_g + c0) * OB,
                                            acc if s > 0 else zero_tile, P if s > 0 else 0, acc, P)
-            for p in range(1, P):
-                check[0] += check[p]
-            if check[0] != 0:
-                seen_nonfinite[0] = True
-                continue
             for bl in range(b1 - b0):
                 oc0 = (b0 + bl) * BO
                 if plan.oc_lanes:
                     for k in range(n_lanes):
-                        transform_output_tile(at, m + bl * block_m + k * BO, ldm, work)
+                        transform_output_tile(at, m + bl * block_m + k * BO, ldm, work, check)
                         store_tile_channels(work + WINO_POINTS * P, bias + group * cout_g + oc0,
                                             min(BO, cout_g - oc0), geo, plan, tb * P + k,
                                             out + (group * cout_g + oc0) * plane_out)
                     continue
                 for o in range(min(BO, cout_g - oc0)):
                     oc = oc0 + o
-                    transform_output_tile(at, m + bl * block_m + o * P, ldm, work)
+                    transform_output_tile(at, m + bl * block_m + o * P, ldm, work, check)
                     store_tile_rows(work + WINO_POINTS * P, bias[group * cout_g + oc], geo, runs,
                                     n_runs, out + (group * cout_g + oc) * plane_out)
+            for p in range(1, P):
+                check[0] += check[p]
+            if check[0] != 0:
+                seen_nonfinite[0] = True
         cyconv_aligned_free(v)
         cyconv_aligned_free(m)
         cyconv_aligned_free(work)

@@ -269,13 +269,12 @@ cdef inline void store_tile_channels(const floating* y, const floating* bias, Py
 
 cdef inline void transform_input_slice(const floating* xc, Py_ssize_t cn, const Geometry* geo,
                                        const Py_ssize_t* runs, Py_ssize_t n_runs,
-                                       const floating* bt, const floating* zeros, floating* v,
-                                       Py_ssize_t ldv, floating* work,
-                                       floating* check) noexcept nogil:
+                                       const floating* bt, floating* v, Py_ssize_t ldv,
+                                       floating* work) noexcept nogil:
     # v[xi * ldv + c * P + lane] = (B^T d B)[xi] for the patches d of the
-    # runs' tiles in the cn channels from plane xc (of image 0); check[lane]
-    # becomes NaN once one of them is NaN or Inf.  work: 2 * 36 * P values,
-    # check's P, then 4 * (P + 1) for a row of input.
+    # runs' tiles in the cn channels from plane xc (of image 0).  work: 2 *
+    # 36 * P values, P more (the caller's), then 4 * (P + 1) for a row of
+    # input.
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t plane = geo.in_h * geo.in_w
     cdef Py_ssize_t c, xi, p
@@ -289,19 +288,23 @@ cdef inline void transform_input_slice(const floating* xc, Py_ssize_t cn, const 
         for i in range(WINO_ALPHA):  # the rows: (B^T d) B
             apply_rows(bt, WINO_ALPHA, work + (WINO_POINTS + i * WINO_ALPHA) * P, P,
                        v + i * WINO_ALPHA * ldv + c * P, ldv)
-        for xi in range(WINO_POINTS):  # 0 * NaN and 0 * Inf are NaN
-            for p in range(P):
-                check[p] += zeros[p] * v[xi * ldv + c * P + p]
 
 
 cdef inline void transform_output_tile(const floating* at, const floating* m, Py_ssize_t ld_xi,
-                                       floating* work) noexcept nogil:
+                                       floating* work, floating* check) noexcept nogil:
     # work[36 * P + (i * 4 + j) * P + lane] = (A^T M A)[i, j] for the P lanes
-    # of m[xi * ld_xi + lane]; work's first 36 * P values are overwritten
+    # of m[xi * ld_xi + lane]; work's first 36 * P values are overwritten.
+    # check[lane] becomes NaN once a result is NaN or Inf: a NaN or Inf in
+    # an input or weight, or a transform that overflowed, reaches every
+    # result it touches (0 * Inf is NaN; apply_rows multiplies by G's zeros)
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
-    cdef int i, j
+    cdef floating zero = 0
+    cdef int i, j, p
     for j in range(WINO_ALPHA):  # the columns: A^T M
         apply_rows(at, WINO_TILE, m + j * ld_xi, WINO_ALPHA * ld_xi, work + j * P, WINO_ALPHA * P)
     for i in range(WINO_TILE):  # the rows: (A^T M) A
         apply_rows(at, WINO_TILE, work + i * WINO_ALPHA * P, P,
                    work + (WINO_POINTS + i * WINO_TILE) * P, P)
+    for i in range(WINO_TILE * WINO_TILE):
+        for p in range(P):
+            check[p] += zero * work[(WINO_POINTS + i) * P + p]

@@ -171,13 +171,14 @@ def test_layer_checks_its_algorithm_when_built():
     assert "algorithm='winograd'" in repr(cyconv.Conv2d(4, 4, 3, algorithm="winograd"))
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 12, 12), (1, 8, 7, 7)])  # both forms of the products
 @pytest.mark.parametrize("where", ["input", "weight"])
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-def test_nonfinite_values_land_where_the_direct_sum_puts_them(where, value):
+def test_nonfinite_values_land_where_the_direct_sum_puts_them(where, value, shape):
     # Winograd would spread one NaN or Inf over whole tiles: such calls are direct
-    x, weight, bias = _operands((2, 8, 12, 12), 8, 1, np.float64)
+    x, weight, bias = _operands(shape, 8, 1, np.float64)
     if where == "input":
-        x[1, 2, 5, 6] = value
+        x[-1, 2, 5, 6] = value
     else:
         weight[3, 1, 1, 2] = value
     exact = torch_conv2d(x, weight, bias, padding=1)
@@ -187,6 +188,23 @@ def test_nonfinite_values_land_where_the_direct_sum_puts_them(where, value):
     finite = np.isfinite(exact)
     assert finite.any() and _relative_error(got[finite], exact[finite]) <= 1e-13
     layer = cyconv.Conv2d(8, 8, 3, padding=1, dtype=np.float64, algorithm="winograd")
+    layer.weight[...], layer.bias[...] = weight, bias
+    np.testing.assert_array_equal(layer.freeze()(x), got)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 12, 12), (1, 8, 7, 7)])
+def test_a_transform_that_overflows_falls_back_to_the_direct_sum(shape):
+    # finite float32 weights whose G w G^T passes float32's largest value
+    # (7 * 7 * 2e37): the direct sums stay finite, and so must the result
+    x, weight, bias = _operands(shape, 8, 1, np.float32)
+    x *= 1e-3
+    weight[3, 1] = 2e37
+    exact = torch_conv2d(x.astype(np.float64), weight.astype(np.float64),
+                         bias.astype(np.float64), padding=1)
+    assert np.isfinite(exact).all() and np.abs(exact).max() < 1e37
+    got = cyconv.conv2d(x, weight, bias, padding=1, algorithm="winograd")
+    np.testing.assert_array_equal(got, cyconv.conv2d(x, weight, bias, padding=1))
+    layer = cyconv.Conv2d(8, 8, 3, padding=1, algorithm="winograd")
     layer.weight[...], layer.bias[...] = weight, bias
     np.testing.assert_array_equal(layer.freeze()(x), got)
 

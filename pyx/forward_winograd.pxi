@@ -91,19 +91,24 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             return failed
         for i in range(plan.slice_c):
             channel_rows[i] = i * P
+    # a thread's large buffers: V (Q values more, read (never used) by the
+    # last tiles' products), M and, with fused_weights, the slice's U, each
+    # a whole number of cache lines.  One allocation: freed and taken again
+    # on every call, it stays below what makes malloc return its pages to
+    # the system (three did, and every call faulted them in again)
+    cdef Py_ssize_t v_values = ceil_div(WINO_POINTS * ldv + Q, line) * line
+    cdef Py_ssize_t m_values = WINO_POINTS * ldm
+    cdef Py_ssize_t u_values = WINO_POINTS * ldu if plan.fused_weights else 0
     with parallel(num_threads=plan.n_threads):
-        # V: Q values more, read (never used) by the last tiles' products
-        v = <floating*>work_alloc(failed_flag, True, (WINO_POINTS * ldv + Q) * sizeof(floating))
-        m = <floating*>work_alloc(failed_flag, True, WINO_POINTS * ldm * sizeof(floating))
+        v = <floating*>work_alloc(failed_flag, True, (v_values + m_values + u_values)
+                                  * sizeof(floating))
+        m = v + v_values
+        u_slice = m + m_values
         work = <floating*>work_alloc(failed_flag, True, (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
                                      * sizeof(floating))
         runs = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * P * sizeof(Py_ssize_t))
-        u_slice = NULL
-        if plan.fused_weights:
-            u_slice = <floating*>work_alloc(failed_flag, True, WINO_POINTS * ldu * sizeof(floating))
         for item in prange(plan.n_items, schedule='static'):
-            if (v == NULL or m == NULL or work == NULL or runs == NULL
-                    or (plan.fused_weights and u_slice == NULL)):
+            if v == NULL or work == NULL or runs == NULL:
                 continue
             b0 = item % plan.n_oc_items * plan.blocks_per_item
             b1 = min(n_blocks, b0 + plan.blocks_per_item)
@@ -177,9 +182,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             if check[0] != 0:
                 seen_nonfinite[0] = True
         cyconv_aligned_free(v)
-        cyconv_aligned_free(m)
         cyconv_aligned_free(work)
-        cyconv_aligned_free(u_slice)
         free(runs)
     free(channel_rows)
     if failed != 0:

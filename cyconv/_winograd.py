@@ -194,9 +194,9 @@ def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_th
     kernel's (path, threads), or None when a result came out NaN or Inf (a
     NaN or Inf input or weight, or an overflow; out is then incomplete).  flipped: x is grad_output, out the input
     gradient of the convolution by weight, the paddings 2 - its paddings."""
-    a_t, _, b_t = matrices(TILE)  # the kernel applies G (integers) as sums
+    a_t = matrices(TILE)[0]  # the kernel applies G and B^T as sums
     return _dispatch.kernel.conv2d_winograd(x, weight, transformed, bias, out, pad_top,
-                                            pad_left, groups, a_t, b_t, num_threads, flipped)
+                                            pad_left, groups, a_t, num_threads, flipped)
 
 
 def use_winograd_input_grad(algorithm: str, weight_shape, stride, dilation, groups,

@@ -38,11 +38,10 @@ def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int
 def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] weight,
                     transformed, const floating[::1] bias, floating[:, :, :, ::1] out,
                     Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
-                    const double[:, ::1] a_t, const double[:, ::1] b_t, int num_threads,
-                    bint flipped=False):
+                    const double[:, ::1] a_t, int num_threads, bint flipped=False):
     """out = bias + the stride-1 3x3 convolution of x by weight, by Winograd's
-    F(4x4, 3x3) (a_t, b_t its 4x6 and 6x6 matrices; the kernel applies its
-    integer G as sums).
+    F(4x4, 3x3) (a_t its 4x6 matrix A^T; the kernel applies G and B^T as
+    sums).
     transformed: weight as winograd_weights transforms it, or None to
     transform it here.  flipped: x is grad_output and out the input gradient
     of the convolution by weight (padding: 2 - its padding).  Returns
@@ -73,7 +72,7 @@ def conv2d_winograd(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1]
                 u = owned
         if status == 0:
             status = forward_winograd(&x[0, 0, 0, 0], u, &weight[0, 0, 0, 0], &bias[0],
-                                      &out[0, 0, 0, 0], &geo, &plan, &a_t[0, 0], &b_t[0, 0])
+                                      &out[0, 0, 0, 0], &geo, &plan, &a_t[0, 0])
         cyconv_aligned_free(owned)
     if status > 0:
         raise_memory_error(status, "forward convolution", "winograd")

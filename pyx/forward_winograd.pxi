@@ -6,8 +6,9 @@
 # with d_c the 6x6 input patch of channel c under the tile and * elementwise:
 # 36 products per tile and channel pair instead of 144.  The matrices come
 # from cyconv/_winograd.py (exact rationals rounded once), G's rows scaled
-# to small integers (their scales moved into A^T), so that the weights'
-# transform is sums and doublings; U, V and Y are computed in the dtype.
+# to small integers (their scales moved into A^T); the kernel applies G and
+# B^T as sums that share terms (winograd_weight_block, bt_rows) and A^T as
+# a matrix (apply_rows).  U, V and Y are computed in the dtype.
 #
 # The 36 positions xi = (row, column) of the transformed tile make 36
 # independent matrix products M[xi] = U[xi] V[xi] over the input channels.
@@ -30,8 +31,7 @@
 
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
                                  const floating* bias, floating* out, const Geometry* geo,
-                                 const WinogradPlan* plan, const double* a_t,
-                                 const double* b_t) noexcept nogil:
+                                 const WinogradPlan* plan, const double* a_t) noexcept nogil:
     # u: the transformed weights (transform_all_weights); with
     # plan.fused_weights NULL, and each item transforms the blocks of weight
     # it needs, a slice at a time.  Returns 0, -1 when a result before the
@@ -58,7 +58,6 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef Py_ssize_t WL = weight_lanes(out)
     cdef Py_ssize_t ldu = plan.slice_c * max(BO, WL) + line
     cdef Py_ssize_t ld_weights = weights_xi_stride(geo)  # between the xi of u
-    cdef floating bt[WINO_POINTS]
     cdef floating at[WINO_TILE * WINO_ALPHA]
     cdef floating zeros[CYCONV_POS_BLOCK_F32]
     cdef const floating* zero_tile = zeros
@@ -77,8 +76,6 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef Py_ssize_t* failed_flag = &failed
     cdef bint* seen_nonfinite
     cdef bint any_nonfinite = False
-    for i in range(WINO_POINTS):
-        bt[i] = <floating>b_t[i]
     for i in range(WINO_TILE * WINO_ALPHA):
         at[i] = <floating>a_t[i]
     for p in range(P):
@@ -126,7 +123,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                 c0 = s * plan.slice_c
                 cn = min(plan.slice_c, cin_g - c0)
                 transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs, n_runs,
-                                      bt, v, ldv, work)
+                                      v, ldv, work)
                 # the products, started from 0 on the first slice
                 if plan.oc_lanes:
                     for bl in range(b1 - b0):

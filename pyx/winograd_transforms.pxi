@@ -1,6 +1,7 @@
 # The pieces of the Winograd kernel (forward_winograd.pxi) that move and
 # transform data, F(4x4, 3x3): the 1-D transforms of a tile's rows or columns
-# (apply_rows), the weights' G w G^T in the layouts the products read
+# (apply_rows with a matrix, bt_rows with B^T's sums), the weights' G w G^T
+# in the layouts the products read
 # (winograd_weight_block, transform_all_weights), the input patches of a
 # block of tiles loaded a run of tiles at a time and transformed
 # (tile_runs, load_patch_rows, transform_input_slice), and the output tiles
@@ -28,6 +29,40 @@ cdef inline void apply_rows(const floating* mat, int n_out,
                 acc[p] += coef * src[k * src_step + p]
         for p in range(P):
             dst[i * dst_step + p] = acc[p]
+
+
+cdef inline void bt_rows(const floating* src, Py_ssize_t src_step, floating* dst,
+                         Py_ssize_t dst_step) noexcept nogil:
+    # dst[i * dst_step + lane] = sum_k B^T[i, k] * src[k * src_step + lane]
+    # for the POS_BLOCK lanes, B^T the 6x6 matrix of the points 0, 1, -1, 2,
+    # -1/2 (cyconv/_winograd.py: matrices) as sums that share s = d4 - d2 and
+    # q = d3 - d1: 14 operations for the 36 of the matrix product.  The rows
+    # go to a local block first: gcc then knows dst does not alias src
+    cdef floating half = 0.5, two = 2, three_halves = 1.5
+    cdef floating rows[WINO_ALPHA][CYCONV_POS_BLOCK_F32]
+    cdef floating d0, d1, d2, d3, d4, d5, s, q, a, b
+    cdef int p, i
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    for p in range(P):
+        d0 = src[p]
+        d1 = src[src_step + p]
+        d2 = src[2 * src_step + p]
+        d3 = src[3 * src_step + p]
+        d4 = src[4 * src_step + p]
+        d5 = src[5 * src_step + p]
+        s = d4 - d2
+        q = d3 - d1
+        a = s - three_halves * d3
+        b = q - three_halves * d2
+        rows[0][p] = (d0 - d2) + s - three_halves * q
+        rows[1][p] = a + b
+        rows[2][p] = a - b
+        rows[3][p] = s + half * q
+        rows[4][p] = s - two * q
+        rows[5][p] = (d5 - d3) - q - three_halves * s
+    for i in range(WINO_ALPHA):
+        for p in range(P):
+            dst[i * dst_step + p] = rows[i][p]
 
 
 cdef inline int weight_lanes(floating* like) noexcept nogil:
@@ -268,26 +303,24 @@ cdef inline void store_tile_channels(const floating* y, const floating* bias, Py
 
 
 cdef inline void transform_input_slice(const floating* xc, Py_ssize_t cn, const Geometry* geo,
-                                       const Py_ssize_t* runs, Py_ssize_t n_runs,
-                                       const floating* bt, floating* v, Py_ssize_t ldv,
-                                       floating* work) noexcept nogil:
+                                       const Py_ssize_t* runs, Py_ssize_t n_runs, floating* v,
+                                       Py_ssize_t ldv, floating* work) noexcept nogil:
     # v[xi * ldv + c * P + lane] = (B^T d B)[xi] for the patches d of the
     # runs' tiles in the cn channels from plane xc (of image 0).  work: 2 *
     # 36 * P values, P more (the caller's), then 4 * (P + 1) for a row of
     # input.
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef Py_ssize_t plane = geo.in_h * geo.in_w
-    cdef Py_ssize_t c, xi, p
+    cdef Py_ssize_t c
     cdef int i, j
     for c in range(cn):
         load_patch_rows(xc + c * plane, geo, runs, n_runs, work + (2 * WINO_POINTS + 1) * P,
                         work)
         for j in range(WINO_ALPHA):  # the columns: B^T d
-            apply_rows(bt, WINO_ALPHA, work + j * P, WINO_ALPHA * P,
-                       work + WINO_POINTS * P + j * P, WINO_ALPHA * P)
+            bt_rows(work + j * P, WINO_ALPHA * P, work + WINO_POINTS * P + j * P, WINO_ALPHA * P)
         for i in range(WINO_ALPHA):  # the rows: (B^T d) B
-            apply_rows(bt, WINO_ALPHA, work + (WINO_POINTS + i * WINO_ALPHA) * P, P,
-                       v + i * WINO_ALPHA * ldv + c * P, ldv)
+            bt_rows(work + (WINO_POINTS + i * WINO_ALPHA) * P, P, v + i * WINO_ALPHA * ldv + c * P,
+                    ldv)
 
 
 cdef inline void transform_output_tile(const floating* at, const floating* m, Py_ssize_t ld_xi,

@@ -179,12 +179,14 @@ def transform_weights(weight: np.ndarray, groups: int,
 def reads_transformed(call) -> bool:
     """Whether the kernel reads transformed weights on this checked call when
     it is given them: on calls with few tiles (output channels in the vector
-    lanes) it transforms the weights it needs inside, a piece at a time."""
+    lanes), and on calls with few blocks of tiles whose transformed weights
+    are too large to read fast, it transforms the weights it needs inside, a
+    piece at a time."""
     x = call.input
     plan = _dispatch.kernel.plan_winograd_call(x.shape, call.out_shape, call.padding[0][0],
                                                call.padding[1][0], call.groups,
                                                x.dtype.itemsize, call.num_threads, True)
-    return not plan["oc_lanes"]
+    return not plan["fused_weights"]
 
 
 def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_threads,

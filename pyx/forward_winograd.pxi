@@ -107,9 +107,11 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
         for item in prange(plan.n_items, schedule='static'):
             if v == NULL or work == NULL or runs == NULL:
                 continue
-            b0 = item % plan.n_oc_items * plan.blocks_per_item
+            # tile blocks vary fastest: a thread's consecutive items read the
+            # same run of transformed weights (from cache, not memory)
+            tb = item % plan.n_tile_blocks
+            b0 = item // plan.n_tile_blocks % plan.n_oc_items * plan.blocks_per_item
             b1 = min(n_blocks, b0 + plan.blocks_per_item)
-            tb = item // plan.n_oc_items % plan.n_tile_blocks
             group = item // (plan.n_oc_items * plan.n_tile_blocks)
             n_lanes = min(P, n_tiles - tb * P)
             n_runs = tile_runs(plan, tb * P, n_lanes, runs)

@@ -372,10 +372,10 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     # in slices whose transformed tiles fit WINOGRAD_SLICE_BYTES; runs of
     # output-channel blocks whose products fit WINOGRAD_PRODUCT_BYTES, shorter
     # where the call needs more items.  transformed: the caller brings the
-    # transformed weights; else (or where they are too large to read fast)
-    # the items transform them where few tile blocks would use each
-    # (fused_weights), and always with oc_lanes, whose weights have another
-    # layout.
+    # transformed weights; else the items transform them where few tile
+    # blocks would use each (fused_weights), and always where the transformed
+    # weights are too large to read fast and with oc_lanes, whose weights have
+    # another layout.
     cdef Py_ssize_t P = pos_block_of(itemsize)
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
@@ -417,6 +417,6 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.n_threads = capped_threads(n_threads, plan.n_items)
     transformed_bytes = (geo.groups * WINO_POINTS * ceil_div(cout_g, CYCONV_OC_BLOCK)
                          * CYCONV_OC_BLOCK * cin_g * itemsize)
-    plan.fused_weights = plan.oc_lanes or (
-        plan.n_tile_blocks <= WINOGRAD_FUSED_TILE_BLOCKS
-        and (not transformed or transformed_bytes > WINOGRAD_READ_WEIGHTS_BYTES))
+    plan.fused_weights = (plan.oc_lanes or transformed_bytes > WINOGRAD_READ_WEIGHTS_BYTES
+                          or (not transformed
+                              and plan.n_tile_blocks <= WINOGRAD_FUSED_TILE_BLOCKS))

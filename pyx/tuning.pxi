@@ -102,10 +102,11 @@ cdef enum:
     WINOGRAD_PRODUCT_BYTES = 2097152
     # a call that brings no transformed weights transforms them inside the
     # items (each block once per block of tiles) up to this many tile blocks;
-    # so does a call that brings more than WINOGRAD_READ_WEIGHTS_BYTES of them
-    # (they come from memory, not L3, slower than transforming the weights)
+    # every call whose transformed weights would pass
+    # WINOGRAD_READ_WEIGHTS_BYTES does (read once per block of tiles, they
+    # would come from memory, not L3: slower than transforming them again)
     WINOGRAD_FUSED_TILE_BLOCKS = 2
-    WINOGRAD_READ_WEIGHTS_BYTES = 16777216
+    WINOGRAD_READ_WEIGHTS_BYTES = 25165824
     # output channels in the lanes where that fills the register tiles at
     # least this many quarters as well as tiles in the lanes (its register
     # tile, BAND_POSITIONS tiles x POS_BLOCK channels, feeds fewer FMAs per load)

@@ -233,18 +233,25 @@ def test_transformed_weights_are_g_w_g_transposed(kernel_variant, dtype):
     assert not blocks[:, :, -1, :, cout_g - (n_oc - block):].any()
 
 
-def test_frozen_layer_transforms_its_weights_once(monkeypatch):
-    layer = cyconv.Conv2d(16, 24, 3, padding=1, algorithm="winograd", rng=1)
-    frozen = layer.freeze()
-    x = np.random.default_rng(2).standard_normal((2, 16, 15, 15)).astype(np.float32)
-    first = frozen(x)
+@pytest.fixture
+def transform_calls(monkeypatch):
+    """The calls of _winograd.transform_weights from here on."""
     calls = []
     transform = _winograd.transform_weights
     monkeypatch.setattr(_winograd, "transform_weights",
                         lambda *a, **k: calls.append(a) or transform(*a, **k))
+    return calls
+
+
+def test_frozen_layer_transforms_its_weights_once(transform_calls):
+    layer = cyconv.Conv2d(16, 24, 3, padding=1, algorithm="winograd", rng=1)
+    frozen = layer.freeze()
+    x = np.random.default_rng(2).standard_normal((2, 16, 15, 15)).astype(np.float32)
+    first = frozen(x)
+    assert len(transform_calls) == 1
     np.testing.assert_array_equal(frozen(x), first)
     np.testing.assert_array_equal(frozen(x[:1]), first[:1])
-    assert calls == []
+    assert len(transform_calls) == 1
     # the layer transforms its weights in the kernel on every call, the same way
     np.testing.assert_array_equal(layer(x), first)
     exact = torch_conv2d(x.astype(np.float64), layer.weight.astype(np.float64),
@@ -252,44 +259,27 @@ def test_frozen_layer_transforms_its_weights_once(monkeypatch):
     assert _relative_error(first, exact) <= 2e-5
 
 
-def test_frozen_layer_keeps_no_transformed_weights_for_calls_with_few_tiles(monkeypatch):
-    # with output channels in the lanes the kernel transforms the weights
-    # inside: a layer run at batch 1 on a 7x7 plane keeps no 4x copy of them
-    layer = cyconv.Conv2d(64, 72, 3, padding=1, algorithm="winograd", rng=1)
+@pytest.mark.parametrize("c_in, c_out, shape", [
+    # few tiles (batch 1, a 7x7 plane): output channels in the lanes
+    (64, 72, (1, 64, 7, 7)),
+    # 512x512 float32 weights transform to 38 MB: read once per block of
+    # tiles they would come from memory
+    (512, 512, (2, 512, 24, 24)),
+])
+def test_frozen_layer_keeps_no_transformed_weights_the_kernel_would_not_read(
+        transform_calls, c_in, c_out, shape):
+    # the items transform the weights they need: no 4x copy of them is kept
+    layer = cyconv.Conv2d(c_in, c_out, 3, padding=1, algorithm="winograd", rng=1)
     frozen = layer.freeze()
-    x = np.random.default_rng(2).standard_normal((1, 64, 7, 7)).astype(np.float32)
-    assert cyconv.plan(x.shape, layer.weight.shape, padding=1, algorithm="winograd")["oc_lanes"]
-    calls = []
-    transform = _winograd.transform_weights
-    monkeypatch.setattr(_winograd, "transform_weights",
-                        lambda *a, **k: calls.append(a) or transform(*a, **k))
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    plan = _dispatch.kernel.plan_winograd_call(x.shape, (shape[0], c_out) + shape[2:], 1, 1, 1,
+                                               4, 1, True)
+    assert plan["fused_weights"] and (plan["oc_lanes"] or plan["n_tile_blocks"] > 2)
     got = frozen(x)
-    assert calls == []
+    assert transform_calls == []
     np.testing.assert_array_equal(got, cyconv.conv2d(x, layer.weight, layer.bias, padding=1,
                                                      algorithm="winograd"))
     np.testing.assert_array_equal(frozen(x), got)
-    exact = torch_conv2d(x.astype(np.float64), layer.weight.astype(np.float64),
-                         layer.bias.astype(np.float64), padding=1)
-    assert _relative_error(got, exact) <= 2e-5
-
-
-def test_frozen_layer_keeps_no_transformed_weights_too_large_to_read_fast(monkeypatch):
-    # 512x512 float32 weights transform to 38 MB: read once per block of
-    # tiles they would come from memory, so the items transform them, also
-    # for a FrozenConv2d, which keeps no copy of them
-    layer = cyconv.Conv2d(512, 512, 3, padding=1, algorithm="winograd", rng=1)
-    frozen = layer.freeze()
-    x = np.random.default_rng(2).standard_normal((2, 512, 24, 24)).astype(np.float32)
-    plan = _dispatch.kernel.plan_winograd_call(x.shape, x.shape, 1, 1, 1, 4, 1, True)
-    assert plan["fused_weights"] and not plan["oc_lanes"] and plan["n_tile_blocks"] > 2
-    calls = []
-    transform = _winograd.transform_weights
-    monkeypatch.setattr(_winograd, "transform_weights",
-                        lambda *a, **k: calls.append(a) or transform(*a, **k))
-    got = frozen(x)
-    assert calls == []
-    np.testing.assert_array_equal(got, cyconv.conv2d(x, layer.weight, layer.bias, padding=1,
-                                                     algorithm="winograd"))
     exact = torch_conv2d(x.astype(np.float64), layer.weight.astype(np.float64),
                          layer.bias.astype(np.float64), padding=1)
     assert _relative_error(got, exact) <= 2e-5

@@ -118,11 +118,11 @@ TILE = 4  # the kernel's F(4x4, 3x3)
 # "auto" takes Winograd for at least this many input and output channels per
 # group and this many output tiles (of TILE x TILE, all images), or from
 # AUTO_WIDE_CHANNELS channels on AUTO_WIDE_MIN_TILES tiles: on fewer tiles
-# the weights' transform costs more than the products save
+# or channels the transforms cost about what the products save
 # (docs/tuning-notes.md)
 AUTO_MIN_CHANNELS = 32
 AUTO_MIN_TILES = 32
-AUTO_WIDE_CHANNELS = 256
+AUTO_WIDE_CHANNELS = 64
 AUTO_WIDE_MIN_TILES = 16
 
 

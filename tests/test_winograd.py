@@ -298,8 +298,8 @@ def test_direct_is_the_default_and_auto_changes_no_direct_result():
                        algorithm="auto")["path"] != "winograd"
     assert cyconv.plan(big, (64, 4, 3, 3), padding=1, groups=16,
                        algorithm="auto")["path"] != "winograd"
-    # 16 tiles (a 14x14 plane at batch 1): Winograd from 256 channels
-    for channels, chosen in ((256, True), (128, False)):
+    # 16 tiles (a 14x14 plane at batch 1): Winograd from 64 channels
+    for channels, chosen in ((256, True), (64, True), (32, False)):
         plan = cyconv.plan((1, channels, 14, 14), (channels, channels, 3, 3), padding=1,
                            algorithm="auto")
         assert (plan["path"] == "winograd") == chosen

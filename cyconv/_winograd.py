@@ -179,9 +179,8 @@ def transform_weights(weight: np.ndarray, groups: int,
 def reads_transformed(call) -> bool:
     """Whether the kernel reads transformed weights on this checked call when
     it is given them: on calls with few tiles (output channels in the vector
-    lanes), and on calls with few blocks of tiles whose transformed weights
-    are too large to read fast, it transforms the weights it needs inside, a
-    piece at a time."""
+    lanes), and on calls whose transformed weights are too large to read
+    fast, it transforms the weights it needs inside, a piece at a time."""
     x = call.input
     plan = _dispatch.kernel.plan_winograd_call(x.shape, call.out_shape, call.padding[0][0],
                                                call.padding[1][0], call.groups,
@@ -194,8 +193,9 @@ def forward(x, weight, transformed, bias, out, pad_top, pad_left, groups, num_th
     """out = the call's result by Winograd, from the weights transform_weights
     made (transformed), or from weight (transformed in the call); returns the
     kernel's (path, threads), or None when a result came out NaN or Inf (a
-    NaN or Inf input or weight, or an overflow; out is then incomplete).  flipped: x is grad_output, out the input
-    gradient of the convolution by weight, the paddings 2 - its paddings."""
+    NaN or Inf input or weight, or an overflow; out is then incomplete).
+    flipped: x is grad_output, out the input gradient of the convolution by
+    weight, the paddings 2 - its paddings."""
     a_t = matrices(TILE)[0]  # the kernel applies G and B^T as sums
     return _dispatch.kernel.conv2d_winograd(x, weight, transformed, bias, out, pad_top,
                                             pad_left, groups, a_t, num_threads, flipped)

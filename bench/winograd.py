@@ -156,7 +156,9 @@ def markdown(rows):
     out = [f"cyconv {cyconv.__version__} (kernel `{cyconv.config()['kernel']}`); "
            f"{machine_info()}.", "",
            "Winograd F(4x4, 3x3) (`algorithm=\"winograd\"`): `winograd` transforms the weights "
-           "on every call (conv2d, Conv2d), `frozen` once (FrozenConv2d); `auto` is what "
+           "on every call (conv2d, Conv2d), `frozen` once (FrozenConv2d), except where "
+           "the kernel transforms them piece by piece inside (4 tiles; more than 24 MiB "
+           "transformed); `auto` is what "
            "`algorithm=\"auto\"` chose. Effective GFLOP/s count the direct convolution's "
            "multiply-adds. Speed-up = the other's time / Winograd's (median of per-round "
            "ratios). Error = max |result - float64 sum| / max |sum|, standard-normal data "

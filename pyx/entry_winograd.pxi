@@ -11,11 +11,6 @@ cdef void winograd_geometry(Geometry* geo, const Py_ssize_t* x_shape, const Py_s
     set_geometry(geo, x_shape, w_shape, out_shape, 1, 1, pad_top, pad_left, 1, 1, groups)
 
 
-cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
-    # values of the transformed weights: U[group][xi][block][c][o]
-    return geo.groups * WINO_POINTS * weights_xi_stride(geo)
-
-
 def winograd_weights(const floating[:, :, :, ::1] weight, Py_ssize_t groups, int num_threads):
     """The 3x3 weight transformed for conv2d_winograd (a new 1-D array, in
     the dtype's arithmetic): G w G^T per (output, input) channel pair, G the

@@ -364,6 +364,19 @@ cdef void plan_gathered(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.n_threads = capped_threads(n_threads, plan.n_items)
 
 
+cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
+    # values between the xi of U[group][xi][block][c][o]: the blocks' values
+    # and 16 more, so that the 36 rows a transform stores together do not
+    # fall into one cache set
+    return (ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK) * CYCONV_OC_BLOCK
+            * (geo.in_channels // geo.groups) + 16)
+
+
+cdef inline Py_ssize_t winograd_size(const Geometry* geo) noexcept nogil:
+    # values of the transformed weights, U[group][xi][block][c][o]
+    return geo.groups * WINO_POINTS * weights_xi_stride(geo)
+
+
 cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
                         bint transformed, WinogradPlan* plan) noexcept nogil:
     # FORWARD_WINOGRAD's blocking and work split: tiles of all images in the
@@ -380,7 +393,7 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     cdef Py_ssize_t Q = CYCONV_BAND_POSITIONS
     cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
     cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
-    cdef Py_ssize_t n_tiles, block_bytes, per_block, transformed_bytes
+    cdef Py_ssize_t n_tiles, block_bytes, per_block
     memset(plan, 0, sizeof(WinogradPlan))
     plan.tiles_h = ceil_div(geo.out_h, WINO_TILE)
     plan.tiles_w = ceil_div(geo.out_w, WINO_TILE)
@@ -415,8 +428,7 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.n_oc_items = ceil_div(plan.n_blocks, plan.blocks_per_item)
     plan.n_items = per_block * plan.n_oc_items
     plan.n_threads = capped_threads(n_threads, plan.n_items)
-    transformed_bytes = (geo.groups * WINO_POINTS * ceil_div(cout_g, CYCONV_OC_BLOCK)
-                         * CYCONV_OC_BLOCK * cin_g * itemsize)
-    plan.fused_weights = (plan.oc_lanes or transformed_bytes > WINOGRAD_READ_WEIGHTS_BYTES
+    plan.fused_weights = (plan.oc_lanes
+                          or winograd_size(geo) * itemsize > WINOGRAD_READ_WEIGHTS_BYTES
                           or (not transformed
                               and plan.n_tile_blocks <= WINOGRAD_FUSED_TILE_BLOCKS))

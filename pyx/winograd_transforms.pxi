@@ -158,14 +158,6 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
                                 row[l * ld_xi + j * ld_block + o] = u[l][j * OB + o]
 
 
-cdef inline Py_ssize_t weights_xi_stride(const Geometry* geo) noexcept nogil:
-    # values between the xi of U[group][xi][block][c][o]: the blocks' values
-    # and 16 more, so that the 36 rows a transform stores together do not
-    # fall into one cache set
-    return (ceil_div(geo.out_channels // geo.groups, CYCONV_OC_BLOCK) * CYCONV_OC_BLOCK
-            * (geo.in_channels // geo.groups) + 16)
-
-
 cdef void transform_all_weights(const floating* weight, const Geometry* geo, bint flipped,
                                 int n_threads, floating* u) noexcept nogil:
     # u = U[group][xi][block][c][o] for every block, OC_BLOCK output channels

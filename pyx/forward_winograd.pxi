@@ -90,9 +90,9 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             channel_rows[i] = i * P
     # a thread's large buffers: V (Q values more, read (never used) by the
     # last tiles' products), M and, with fused_weights, the slice's U, each
-    # a whole number of cache lines.  One allocation: freed and taken again
-    # on every call, it stays below what makes malloc return its pages to
-    # the system (three did, and every call faulted them in again)
+    # a whole number of cache lines.  One allocation, freed and taken again
+    # on every call, stays below what makes malloc return its pages to the
+    # system (three can pass it, and each call then faults them in again)
     cdef Py_ssize_t v_values = ceil_div(WINO_POINTS * ldv + Q, line) * line
     cdef Py_ssize_t m_values = WINO_POINTS * ldm
     cdef Py_ssize_t u_values = WINO_POINTS * ldu if plan.fused_weights else 0

@@ -26,7 +26,11 @@
 #   block of POS_BLOCK output channels and BAND_POSITIONS tiles one
 #   mk_pos_oc_shifts call (mk_pos4_oc_rows for a last group of up to 4
 #   tiles), M[xi][tile][o lane], the item's U a slice at a time as
-#   [xi][c][o] for the block.
+#   [xi][c][o] for the block; with at most 4 tiles and 32 vector registers
+#   (AVX-512), only G w is kept, [c][row][column][o], and mk_winograd_row4
+#   applies G^T to a row of it where the products use it (U is never
+#   stored: its 36 stores per channel pair cost more than the 4 tiles'
+#   products they feed).
 # The transforms, loads and stores are in winograd_transforms.pxi.
 
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
@@ -61,7 +65,8 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating at[WINO_TILE * WINO_ALPHA]
     cdef floating zeros[CYCONV_POS_BLOCK_F32]
     cdef const floating* zero_tile = zeros
-    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g
+    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g, a
+    cdef bint rows4  # oc_lanes with at most 4 tiles: mk_winograd_row4 (AVX-512)
     cdef Py_ssize_t n_runs, n_lanes
     cdef floating* v
     cdef floating* m
@@ -115,6 +120,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             group = item // (plan.n_oc_items * plan.n_tile_blocks)
             n_lanes = min(P, n_tiles - tb * P)
             n_runs = tile_runs(plan, tb * P, n_lanes, runs)
+            rows4 = n_lanes <= 4 and CYCONV_VECTOR_BYTES == 64
             check = work + 2 * WINO_POINTS * P
             for p in range(P):
                 check[p] = 0
@@ -127,7 +133,18 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                 transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs, n_runs,
                                       v, ldv, work)
                 # the products, started from 0 on the first slice
-                if plan.oc_lanes:
+                if plan.oc_lanes and rows4:
+                    for bl in range(b1 - b0):
+                        for k in range(ceil_div(BO, WL)):
+                            winograd_weight_columns(weight, geo, plan.flipped, group,
+                                                    (b0 + bl) * BO + k * WL,
+                                                    min(WL, BO - k * WL), c0, cn, u_slice)
+                            for a in range(WINO_ALPHA):
+                                mk_winograd_row4(u_slice + a * 3 * 2 * OB, cn,
+                                                 v + a * WINO_ALPHA * ldv, ldv,
+                                                 m + a * WINO_ALPHA * ldm + bl * block_m + k * WL,
+                                                 ldm, BO, s > 0)
+                elif plan.oc_lanes:
                     for bl in range(b1 - b0):
                         for k in range(ceil_div(BO, WL)):
                             winograd_weight_block(weight, geo, plan.flipped, group,

@@ -173,6 +173,66 @@ cdef inline void mk_pos4_oc_rows(const floating* x, Py_ssize_t ldx, Py_ssize_t d
                 tile[p * L + v] = acc[p][v]
 
 
+cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const floating* x,
+                                  Py_ssize_t ldx, floating* tile, Py_ssize_t ld_xi,
+                                  Py_ssize_t ld_pos, bint add) noexcept nogil:
+    # tile[l * ld_xi + p * ld_pos + v] (+)= sum_r u_r[l][v] * x[l * ldx + r * POS_BLOCK + p]
+    # for the 6 points l of a row of the transformed tile, 4 positions and the
+    # lanes of one vector (weight_lanes output channels), where u_r = t_r G^T
+    # and t_r = t + r * 18 * 2 OC_BLOCK holds the row of G w (3 columns, 2
+    # OC_BLOCK apart): the last step of the weights' transform done where its
+    # values are used, for calls with at most 4 tiles.  24 accumulators: for
+    # 32 vector registers (AVX-512) only.
+    cdef floating acc[WINO_ALPHA][4][2 * CYCONV_OC_BLOCK]
+    cdef floating u[WINO_ALPHA][2 * CYCONV_OC_BLOCK]
+    cdef floating two = 2, four = 4  # typed: literals would make the sums double
+    cdef floating t0, t1, t2, e, xv
+    cdef const floating* tr
+    cdef const floating* xr
+    cdef Py_ssize_t r = 0
+    cdef Py_ssize_t ldt = WINO_ALPHA * 3 * 2 * CYCONV_OC_BLOCK
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef int OB2 = 2 * CYCONV_OC_BLOCK
+    cdef int VL = weight_lanes(tile)
+    cdef int l, p, v
+    for l in range(WINO_ALPHA):
+        for p in range(4):
+            for v in range(VL):
+                acc[l][p][v] = -0.0  # the sum of no terms: -0.0 + x is x, -0.0 included
+    while True:
+        tr = t + r * ldt
+        xr = x + r * P
+        for v in range(VL):  # u = t G^T, as g_combinations
+            t0 = tr[v]
+            t1 = tr[OB2 + v]
+            t2 = tr[2 * OB2 + v]
+            e = t0 + t2
+            u[0][v] = t0
+            u[1][v] = e + t1
+            u[2][v] = e - t1
+            u[3][v] = t0 + four * t2 + two * t1
+            u[4][v] = four * t0 + t2 - two * t1
+            u[5][v] = t2
+        for l in range(WINO_ALPHA):
+            for p in range(4):
+                xv = xr[l * ldx + p]
+                for v in range(VL):
+                    acc[l][p][v] += xv * u[l][v]
+        r += 1
+        if r == depth:
+            break
+    if add:
+        for l in range(WINO_ALPHA):
+            for p in range(4):
+                for v in range(VL):
+                    tile[l * ld_xi + p * ld_pos + v] += acc[l][p][v]
+    else:
+        for l in range(WINO_ALPHA):
+            for p in range(4):
+                for v in range(VL):
+                    tile[l * ld_xi + p * ld_pos + v] = acc[l][p][v]
+
+
 cdef inline void mk_tap_oc_shifts(const floating* band, const Py_ssize_t* offsets, Py_ssize_t n_v,
                                   const floating* go_t, floating* acc) noexcept nogil:
     # acc[t][l] += sum over positions v of band[offsets[t] + v] * go_t[v][l] for

@@ -74,6 +74,54 @@ cdef inline int weight_lanes(floating* like) noexcept nogil:
     return CYCONV_OC_BLOCK
 
 
+cdef inline void load_weight_chunk(const floating* weight, const Geometry* geo, bint flipped,
+                                   Py_ssize_t group, Py_ssize_t o0, Py_ssize_t valid,
+                                   Py_ssize_t cc, Py_ssize_t nc, floating* w) noexcept nogil:
+    # w[(c * 9 + tap) * 2 OC_BLOCK + o] = the tap of output channel o0 + o
+    # and input channel cc + c of the group, o < valid, c < nc: output
+    # channels into the lanes (transposed in vector registers; the input
+    # gradient's taps turned by a negative step).  geo is the convolution the
+    # kernel runs; flipped: it is the input gradient, whose weight w[o][c] is
+    # weight[c][o] (in channels, out channels / groups, 3, 3) turned by 180
+    # degrees.
+    cdef Py_ssize_t OB2 = 2 * CYCONV_OC_BLOCK
+    cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
+    cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
+    cdef Py_ssize_t c
+    if flipped:
+        for c in range(nc):
+            transpose_into(weight + ((group * cin_g + cc + c) * cout_g + o0) * 9, 9, valid, 9,
+                           w + (c * 9 + 8) * OB2, -OB2)
+    else:
+        transpose_into(weight + ((group * cout_g + o0) * cin_g + cc) * 9, cin_g * 9, valid,
+                       nc * 9, w, OB2)
+
+
+cdef inline void g_columns(const floating* w, floating* t) noexcept nogil:
+    # t[(k * 3 + l) * 2 OC_BLOCK + o] = (G w)[k][l] for the weight_lanes
+    # lanes o of one input channel's w[tap * 2 OC_BLOCK + o]: G on the
+    # columns of w.  G is the kernel's integer G (cyconv/_winograd.py:
+    # matrices), rows (1 0 0), (1 1 1), (1 -1 1), (1 2 4), (4 -2 1),
+    # (0 0 1), applied as sums that share w0 + w2.
+    cdef floating two = 2, four = 4  # typed: literals would make the sums double
+    cdef floating w0, w1, w2, e
+    cdef int OB2 = 2 * CYCONV_OC_BLOCK
+    cdef int WL = weight_lanes(t)
+    cdef int l, o
+    for l in range(3):
+        for o in range(WL):
+            w0 = w[l * OB2 + o]
+            w1 = w[(3 + l) * OB2 + o]
+            w2 = w[(6 + l) * OB2 + o]
+            e = w0 + w2
+            t[l * OB2 + o] = w0
+            t[(3 + l) * OB2 + o] = e + w1
+            t[(6 + l) * OB2 + o] = e - w1
+            t[(9 + l) * OB2 + o] = w0 + four * w2 + two * w1
+            t[(12 + l) * OB2 + o] = four * w0 + w2 - two * w1
+            t[(15 + l) * OB2 + o] = w2
+
+
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,
                                 Py_ssize_t group, Py_ssize_t o0, Py_ssize_t n_o, Py_ssize_t c0,
                                 Py_ssize_t cn, floating* dst, Py_ssize_t ld_xi,
@@ -82,17 +130,11 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
     # OC_BLOCK] = (G w G^T)[xi] for the n_o <= weight_lanes output channels
     # o0 + o of the group (zeros past the last) and the input channels c0 <=
     # c < c0 + cn, in the dtype's arithmetic (float32's error adds nothing
-    # measurable to Winograd's own, docs/tuning-notes.md).  G is the kernel's
-    # integer G (cyconv/_winograd.py: matrices), rows (1 0 0), (1 1 1),
-    # (1 -1 1), (1 2 4), (4 -2 1), (0 0 1), applied as sums that share
-    # w0 + w2.  geo is the convolution the kernel runs; flipped: it is the
-    # input gradient, whose weight w[o][c] is weight[c][o] turned by 180
-    # degrees.
+    # measurable to Winograd's own, docs/tuning-notes.md): g_columns, then G
+    # on the rows the same way.  geo and flipped as load_weight_chunk.
     cdef Py_ssize_t OB = CYCONV_OC_BLOCK
     cdef int WL = weight_lanes(dst)
-    cdef Py_ssize_t cin_g = geo.in_channels // geo.groups
-    cdef Py_ssize_t cout_g = geo.out_channels // geo.groups
-    cdef Py_ssize_t valid = max(0, min(n_o, cout_g - o0))
+    cdef Py_ssize_t valid = max(0, min(n_o, geo.out_channels // geo.groups - o0))
     cdef floating w[WINOGRAD_WEIGHT_CHUNK * 9][2 * CYCONV_OC_BLOCK]  # [c][tap][o]
     cdef floating t[WINO_ALPHA * 3][2 * CYCONV_OC_BLOCK]  # G w: [row][column][o]
     cdef floating u[WINO_ALPHA][2 * CYCONV_OC_BLOCK]  # a row of G w G^T
@@ -107,28 +149,9 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
     for k in range(ceil_div(cn, WINOGRAD_WEIGHT_CHUNK)):
         cc = c0 + k * WINOGRAD_WEIGHT_CHUNK
         nc = min(WINOGRAD_WEIGHT_CHUNK, c0 + cn - cc)
-        # the chunk's weights, output channels into the lanes (transposed in
-        # vector registers; the input gradient's taps turned by a negative step)
-        if flipped:  # weight is (in channels, out channels / groups, 3, 3)
-            for c in range(nc):
-                transpose_into(weight + ((group * cin_g + cc + c) * cout_g + o0) * 9, 9, valid,
-                               9, &w[c * 9 + 8][0], -2 * OB)
-        else:
-            transpose_into(weight + ((group * cout_g + o0) * cin_g + cc) * 9, cin_g * 9, valid,
-                           nc * 9, &w[0][0], 2 * OB)
+        load_weight_chunk(weight, geo, flipped, group, o0, valid, cc, nc, &w[0][0])
         for c in range(nc):
-            for l in range(3):  # t = G w, a column of w at a time
-                for o in range(WL):
-                    w0 = w[c * 9 + l][o]
-                    w1 = w[c * 9 + 3 + l][o]
-                    w2 = w[c * 9 + 6 + l][o]
-                    e = w0 + w2
-                    t[l][o] = w0
-                    t[3 + l][o] = e + w1
-                    t[6 + l][o] = e - w1
-                    t[9 + l][o] = w0 + four * w2 + two * w1
-                    t[12 + l][o] = four * w0 + w2 - two * w1
-                    t[15 + l][o] = w2
+            g_columns(&w[c * 9][0], &t[0][0])
             for a in range(WINO_ALPHA):  # U = t G^T, a row of t at a time
                 row = dst + a * WINO_ALPHA * ld_xi + (cc + c - c0) * ld_c
                 for o in range(WL):
@@ -156,6 +179,29 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
                         else:
                             for o in range(n_j):
                                 row[l * ld_xi + j * ld_block + o] = u[l][j * OB + o]
+
+
+cdef void winograd_weight_columns(const floating* weight, const Geometry* geo, bint flipped,
+                                  Py_ssize_t group, Py_ssize_t o0, Py_ssize_t n_o, Py_ssize_t c0,
+                                  Py_ssize_t cn, floating* t) noexcept nogil:
+    # t[(c - c0) * 18 * 2 OC_BLOCK + (k * 3 + l) * 2 OC_BLOCK + o] = (G w)[k][l]
+    # for the n_o <= weight_lanes output channels o0 + o of the group (zeros
+    # past the last) and the input channels c0 <= c < c0 + cn: the weights'
+    # transform up to G^T, which mk_winograd_row4 applies.  geo and flipped as
+    # load_weight_chunk.
+    cdef int WL = weight_lanes(t)
+    cdef Py_ssize_t OB2 = 2 * CYCONV_OC_BLOCK
+    cdef Py_ssize_t valid = max(0, min(n_o, geo.out_channels // geo.groups - o0))
+    cdef floating w[WINOGRAD_WEIGHT_CHUNK * 9][2 * CYCONV_OC_BLOCK]  # [c][tap][o]
+    cdef Py_ssize_t c, cc, nc, k
+    if valid < WL:
+        memset(w, 0, sizeof(w))
+    for k in range(ceil_div(cn, WINOGRAD_WEIGHT_CHUNK)):
+        cc = c0 + k * WINOGRAD_WEIGHT_CHUNK
+        nc = min(WINOGRAD_WEIGHT_CHUNK, c0 + cn - cc)
+        load_weight_chunk(weight, geo, flipped, group, o0, valid, cc, nc, &w[0][0])
+        for c in range(nc):
+            g_columns(&w[c * 9][0], t + (cc + c - c0) * WINO_ALPHA * 3 * OB2)
 
 
 cdef void transform_all_weights(const floating* weight, const Geometry* geo, bint flipped,

@@ -124,6 +124,14 @@ AUTO_MIN_CHANNELS = 32
 AUTO_MIN_TILES = 32
 AUTO_WIDE_CHANNELS = 64
 AUTO_WIDE_MIN_TILES = 16
+# ... and, with 32 vector registers (AVX-512: the kernel ends the weights'
+# transform in the products on calls of up to 4 tiles), from
+# AUTO_FEW_TILES_CHANNELS channels on AUTO_FEW_TILES tiles at least
+# AUTO_FEW_TILES_FILL full (a 7x7 plane at batch 1; a 5x5 or 6x6 plane
+# computes too many positions nobody reads)
+AUTO_FEW_TILES_CHANNELS = 128
+AUTO_FEW_TILES = 4
+AUTO_FEW_TILES_FILL = 0.75
 
 
 def check_algorithm(algorithm) -> str:
@@ -166,7 +174,10 @@ def chooses_winograd(algorithm: str, weight_shape, stride, dilation, groups, out
     tiles = n * -(-h // TILE) * -(-w // TILE)
     channels = min(c_in_g, c_out // groups)
     return ((channels >= AUTO_MIN_CHANNELS and tiles >= AUTO_MIN_TILES)
-            or (channels >= AUTO_WIDE_CHANNELS and tiles >= AUTO_WIDE_MIN_TILES))
+            or (channels >= AUTO_WIDE_CHANNELS and tiles >= AUTO_WIDE_MIN_TILES)
+            or (channels >= AUTO_FEW_TILES_CHANNELS and tiles >= AUTO_FEW_TILES
+                and n * h * w >= AUTO_FEW_TILES_FILL * tiles * TILE * TILE
+                and _dispatch.kernel.blocking()["vector_bytes"] == 64))
 
 
 def transform_weights(weight: np.ndarray, groups: int,

@@ -303,8 +303,21 @@ def test_direct_is_the_default_and_auto_changes_no_direct_result():
         plan = cyconv.plan((1, channels, 14, 14), (channels, channels, 3, 3), padding=1,
                            algorithm="auto")
         assert (plan["path"] == "winograd") == chosen
-    assert cyconv.plan((1, 256, 8, 8), (256, 256, 3, 3), padding=1,
-                       algorithm="auto")["path"] != "winograd"  # 4 tiles
+
+
+
+@pytest.mark.parametrize("variant", _dispatch.RUNNABLE)
+def test_auto_takes_few_tiles_only_where_the_products_end_the_transform(variant):
+    # 4 tiles: Winograd from 128 channels where the kernel has 32 vector
+    # registers (AVX-512), with the tiles at least 3/4 full (7x7, not 6x6)
+    with _dispatch.use_variant(variant):
+        wide = _dispatch.kernel.blocking()["vector_bytes"] == 64
+        for shape, chosen in (((1, 256, 8, 8), wide), ((1, 128, 7, 7), wide),
+                              ((2, 512, 7, 7), wide), ((1, 512, 6, 6), False),
+                              ((1, 512, 4, 4), False), ((1, 64, 8, 8), False)):
+            channels = shape[1]
+            plan = cyconv.plan(shape, (channels, channels, 3, 3), padding=1, algorithm="auto")
+            assert (plan["path"] == "winograd") == chosen, shape
 
 
 def test_plan_names_the_winograd_path():

@@ -18,7 +18,7 @@
 # adds the slice's products into M, and transforms M into the output tiles,
 # adding the bias.  The tiles lie in runs along tile rows (tile_runs): their
 # input rows are loaded a run at a time.  The products take one of two forms
-# (the planner picks the one whose register tiles are fuller):
+# (the planner picks the one whose register tiles are fuller), or a third:
 # - tiles in the lanes: per xi and block of OC_BLOCK output channels one
 #   mk_oc_pos_rows call, M[xi][o][tile lane], U[group][xi][block][c][o]
 #   (transform_all_weights, or a slice at a time inside the item);
@@ -26,11 +26,14 @@
 #   block of POS_BLOCK output channels and BAND_POSITIONS tiles one
 #   mk_pos_oc_shifts call (mk_pos4_oc_rows for a last group of up to 4
 #   tiles), M[xi][tile][o lane], the item's U a slice at a time as
-#   [xi][c][o] for the block; with at most 4 tiles and 32 vector registers
-#   (AVX-512), only G w is kept, [c][row][column][o], and mk_winograd_row4
-#   applies G^T to a row of it where the products use it (U is never
-#   stored: its 36 stores per channel pair cost more than the 4 tiles'
-#   products they feed).
+#   [xi][c][o] for the block;
+# - with at most 4 tiles and 32 vector registers (AVX-512, rows4): output
+#   channels in the lanes of the products and input channels in the lanes
+#   of the input transform (transform_input_channels: V[xi][tile][c]; tiles
+#   in the lanes would leave most of them empty); only G w is kept,
+#   [c][row][column][o], and mk_winograd_row4 applies G^T to a row of it
+#   where the products use it (U is never stored: its 36 stores per channel
+#   pair cost more than the 4 tiles' products they feed).
 # The transforms, loads and stores are in winograd_transforms.pxi.
 
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
@@ -57,7 +60,14 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     # values, so that the 36 rows a transform stores or reads together do not
     # fall into one cache set (whole kibibytes apart, they would)
     cdef Py_ssize_t line = 64 // sizeof(floating)
-    cdef Py_ssize_t ldv = plan.slice_c * P + line
+    # with at most 4 tiles and 32 vector registers: input channels in the
+    # lanes of the input transform (V[xi][tile][c], transform_input_channels)
+    # and the products as mk_winograd_row4
+    cdef bint rows4 = (plan.oc_lanes and n_tiles <= 4 and CYCONV_VECTOR_BYTES == 64
+                       and plan.slice_c <= WINOGRAD_ROWS_TILE_STRIDE)
+    cdef Py_ssize_t ld_tile = WINOGRAD_ROWS_TILE_STRIDE  # rows4: between V's tiles
+    cdef Py_ssize_t ldv = (4 * ld_tile if rows4 else plan.slice_c * P) + line
+    cdef Py_ssize_t planes_values = geo.in_h * geo.in_w * P if rows4 else 0
     cdef Py_ssize_t ldm = plan.blocks_per_item * block_m + line
     cdef Py_ssize_t WL = weight_lanes(out)
     cdef Py_ssize_t ldu = plan.slice_c * max(BO, WL) + line
@@ -65,8 +75,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating at[WINO_TILE * WINO_ALPHA]
     cdef floating zeros[CYCONV_POS_BLOCK_F32]
     cdef const floating* zero_tile = zeros
-    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g, a
-    cdef bint rows4  # oc_lanes with at most 4 tiles: mk_winograd_row4 (AVX-512)
+    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g, a, k_zero
     cdef Py_ssize_t n_runs, n_lanes
     cdef floating* v
     cdef floating* m
@@ -106,8 +115,12 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                                   * sizeof(floating))
         m = v + v_values
         u_slice = m + m_values
-        work = <floating*>work_alloc(failed_flag, True, (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
-                                     * sizeof(floating))
+        work = <floating*>work_alloc(failed_flag, True, ((2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
+                                                        + planes_values) * sizeof(floating))
+        if rows4 and v != NULL:  # V's rows of tiles the call lacks
+            for k_zero in range(WINO_POINTS * 4):
+                if k_zero % 4 >= n_tiles:
+                    fill_zero(v + k_zero // 4 * ldv + k_zero % 4 * ld_tile, ld_tile)
         runs = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * P * sizeof(Py_ssize_t))
         for item in prange(plan.n_items, schedule='static'):
             if v == NULL or work == NULL or runs == NULL:
@@ -120,7 +133,6 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             group = item // (plan.n_oc_items * plan.n_tile_blocks)
             n_lanes = min(P, n_tiles - tb * P)
             n_runs = tile_runs(plan, tb * P, n_lanes, runs)
-            rows4 = n_lanes <= 4 and CYCONV_VECTOR_BYTES == 64
             check = work + 2 * WINO_POINTS * P
             for p in range(P):
                 check[p] = 0
@@ -130,8 +142,13 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             for s in range(plan.n_slices):
                 c0 = s * plan.slice_c
                 cn = min(plan.slice_c, cin_g - c0)
-                transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs, n_runs,
-                                      v, ldv, work)
+                if rows4:
+                    transform_input_channels(x + (group * cin_g + c0) * plane_in, cn, geo, plan,
+                                             n_tiles, v, ldv, ld_tile, work,
+                                             work + (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P)
+                else:
+                    transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs,
+                                          n_runs, v, ldv, work)
                 # the products, started from 0 on the first slice
                 if plan.oc_lanes and rows4:
                     for bl in range(b1 - b0):
@@ -142,6 +159,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                             for a in range(WINO_ALPHA):
                                 mk_winograd_row4(u_slice + a * 3 * 2 * OB, cn,
                                                  v + a * WINO_ALPHA * ldv, ldv,
+                                                 WINOGRAD_ROWS_TILE_STRIDE,
                                                  m + a * WINO_ALPHA * ldm + bl * block_m + k * WL,
                                                  ldm, BO, s > 0)
                 elif plan.oc_lanes:

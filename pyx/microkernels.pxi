@@ -174,9 +174,9 @@ cdef inline void mk_pos4_oc_rows(const floating* x, Py_ssize_t ldx, Py_ssize_t d
 
 
 cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const floating* x,
-                                  Py_ssize_t ldx, floating* tile, Py_ssize_t ld_xi,
-                                  Py_ssize_t ld_pos, bint add) noexcept nogil:
-    # tile[l * ld_xi + p * ld_pos + v] (+)= sum_r u_r[l][v] * x[l * ldx + r * POS_BLOCK + p]
+                                  Py_ssize_t ldx, Py_ssize_t ld_x_pos, floating* tile,
+                                  Py_ssize_t ld_xi, Py_ssize_t ld_pos, bint add) noexcept nogil:
+    # tile[l * ld_xi + p * ld_pos + v] (+)= sum_r u_r[l][v] * x[l * ldx + p * ld_x_pos + r]
     # for the 6 points l of a row of the transformed tile, 4 positions and the
     # lanes of one vector (weight_lanes output channels), where u_r = t_r G^T
     # and t_r = t + r * 18 * 2 OC_BLOCK holds the row of G w (3 columns, 2
@@ -191,7 +191,6 @@ cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const flo
     cdef const floating* xr
     cdef Py_ssize_t r = 0
     cdef Py_ssize_t ldt = WINO_ALPHA * 3 * 2 * CYCONV_OC_BLOCK
-    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
     cdef int OB2 = 2 * CYCONV_OC_BLOCK
     cdef int VL = weight_lanes(tile)
     cdef int l, p, v
@@ -201,7 +200,7 @@ cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const flo
                 acc[l][p][v] = -0.0  # the sum of no terms: -0.0 + x is x, -0.0 included
     while True:
         tr = t + r * ldt
-        xr = x + r * P
+        xr = x + r
         for v in range(VL):  # u = t G^T, as g_combinations
             t0 = tr[v]
             t1 = tr[OB2 + v]
@@ -215,7 +214,7 @@ cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const flo
             u[5][v] = t2
         for l in range(WINO_ALPHA):
             for p in range(4):
-                xv = xr[l * ldx + p]
+                xv = xr[l * ldx + p * ld_x_pos]
                 for v in range(VL):
                     acc[l][p][v] += xv * u[l][v]
         r += 1

@@ -125,3 +125,8 @@ cdef enum:
     # input channels whose weights winograd_weight_block gathers before it
     # transforms them
     WINOGRAD_WEIGHT_CHUNK = 16
+    # values between the tiles of V with input channels in the lanes (a
+    # constant, so that mk_winograd_row4 addresses its 24 operands from 6
+    # registers): at least a slice of channels (WINOGRAD_SLICE_BYTES), whole
+    # vectors
+    WINOGRAD_ROWS_TILE_STRIDE = 64

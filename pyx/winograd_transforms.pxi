@@ -361,6 +361,55 @@ cdef inline void transform_input_slice(const floating* xc, Py_ssize_t cn, const 
                     ldv)
 
 
+cdef void transform_input_channels(const floating* xc, Py_ssize_t cn, const Geometry* geo,
+                                   const WinogradPlan* plan, Py_ssize_t n_tiles, floating* v,
+                                   Py_ssize_t ldv, Py_ssize_t ld_tile, floating* work,
+                                   floating* planes) noexcept nogil:
+    # v[xi * ldv + tile * ld_tile + c] = (B^T d B)[xi] for the patches d of
+    # the first n_tiles tiles (numbered through the images) in the cn
+    # channels from plane xc (of image 0): input channels in the lanes, P at
+    # a time, for calls with a few tiles (whose lanes would hold little
+    # else).  Each image's planes of the P channels go to planes[position *
+    # P + c] (in_h * in_w * P values) first; work as transform_input_slice.
+    cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t plane = geo.in_h * geo.in_w
+    cdef Py_ssize_t tiles_img = plan.tiles_h * plan.tiles_w
+    cdef Py_ssize_t g, nc, t, image, loaded, rest, iy, ix, y0, x0
+    cdef const floating* src
+    cdef floating* d
+    cdef int i, j, p
+    for g in range(ceil_div(cn, P)):
+        nc = min(P, cn - g * P)
+        loaded = -1
+        for t in range(n_tiles):
+            image = t // tiles_img
+            if image != loaded:
+                transpose_into(xc + (image * geo.in_channels + g * P) * plane, plane, nc, plane,
+                               planes, P)
+                loaded = image
+            rest = t % tiles_img
+            y0 = rest // plan.tiles_w * WINO_TILE - geo.pad_top
+            x0 = rest % plan.tiles_w * WINO_TILE - geo.pad_left
+            for i in range(WINO_ALPHA):  # the patch d, 0 outside the input
+                iy = y0 + i
+                for j in range(WINO_ALPHA):
+                    ix = x0 + j
+                    d = work + (i * WINO_ALPHA + j) * P
+                    if 0 <= iy < geo.in_h and 0 <= ix < geo.in_w:
+                        src = planes + (iy * geo.in_w + ix) * P
+                        for p in range(P):
+                            d[p] = src[p]
+                    else:
+                        for p in range(P):
+                            d[p] = 0
+            for j in range(WINO_ALPHA):  # the columns: B^T d
+                bt_rows(work + j * P, WINO_ALPHA * P, work + WINO_POINTS * P + j * P,
+                        WINO_ALPHA * P)
+            for i in range(WINO_ALPHA):  # the rows: (B^T d) B
+                bt_rows(work + (WINO_POINTS + i * WINO_ALPHA) * P, P,
+                        v + i * WINO_ALPHA * ldv + t * ld_tile + g * P, ldv)
+
+
 cdef inline void transform_output_tile(const floating* at, const floating* m, Py_ssize_t ld_xi,
                                        floating* work, floating* check) noexcept nogil:
     # work[36 * P + (i * 4 + j) * P + lane] = (A^T M A)[i, j] for the P lanes

@@ -124,12 +124,11 @@ AUTO_MIN_CHANNELS = 32
 AUTO_MIN_TILES = 32
 AUTO_WIDE_CHANNELS = 64
 AUTO_WIDE_MIN_TILES = 16
-# ... and, with 32 vector registers (AVX-512: the kernel ends the weights'
-# transform in the products on calls of up to 4 tiles), from
-# AUTO_FEW_TILES_CHANNELS channels on AUTO_FEW_TILES tiles at least
-# AUTO_FEW_TILES_FILL full (a 7x7 plane at batch 1; a 5x5 or 6x6 plane
-# computes too many positions nobody reads)
-AUTO_FEW_TILES_CHANNELS = 128
+# ... and, with 32 vector registers (AVX-512: the kernel's rows form on
+# calls of one block of tiles), from AUTO_FEW_TILES_CHANNELS channels on
+# AUTO_FEW_TILES tiles at least AUTO_FEW_TILES_FILL full (a 7x7 plane at
+# batch 1; a 5x5 or 6x6 plane computes too many positions nobody reads)
+AUTO_FEW_TILES_CHANNELS = 64
 AUTO_FEW_TILES = 4
 AUTO_FEW_TILES_FILL = 0.75
 

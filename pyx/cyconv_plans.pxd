@@ -86,6 +86,8 @@ cdef struct WinogradPlan:
     Py_ssize_t slice_c          # input channels transformed at a time
     Py_ssize_t n_slices
     bint fused_weights          # items transform the weights they need, a slice at a time
+    bint rows_form              # oc_lanes on few tiles, AVX-512: transform_input_channels and
+                                # mk_winograd_row4 (forward_winograd.pxi)
     bint flipped                # the weights are the input gradient's (turned, transposed)
 
 

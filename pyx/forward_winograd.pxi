@@ -27,13 +27,14 @@
 #   mk_pos_oc_shifts call (mk_pos4_oc_rows for a last group of up to 4
 #   tiles), M[xi][tile][o lane], the item's U a slice at a time as
 #   [xi][c][o] for the block;
-# - with at most 4 tiles and 32 vector registers (AVX-512, rows4): output
-#   channels in the lanes of the products and input channels in the lanes
-#   of the input transform (transform_input_channels: V[xi][tile][c]; tiles
-#   in the lanes would leave most of them empty); only G w is kept,
-#   [c][row][column][o], and mk_winograd_row4 applies G^T to a row of it
-#   where the products use it (U is never stored: its 36 stores per channel
-#   pair cost more than the 4 tiles' products they feed).
+# - the rows form (plan.rows_form: one block of tiles, 32 vector registers
+#   (AVX-512)): output channels in the lanes of the products, 4 tiles at a
+#   time, and input channels in the lanes of the input transform
+#   (transform_input_channels: V[xi][tile][c]; tiles in the lanes would
+#   leave many of them empty); only G w is kept, [c][row][column][o], and
+#   mk_winograd_row4 applies G^T to a row of it where the products use it
+#   (U is never stored: its 36 stores per channel pair cost more than the
+#   4 tiles' products they feed).
 # The transforms, loads and stores are in winograd_transforms.pxi.
 
 cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const floating* weight,
@@ -60,14 +61,11 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     # values, so that the 36 rows a transform stores or reads together do not
     # fall into one cache set (whole kibibytes apart, they would)
     cdef Py_ssize_t line = 64 // sizeof(floating)
-    # with at most 4 tiles and 32 vector registers: input channels in the
-    # lanes of the input transform (V[xi][tile][c], transform_input_channels)
-    # and the products as mk_winograd_row4
-    cdef bint rows4 = (plan.oc_lanes and n_tiles <= 4 and CYCONV_VECTOR_BYTES == 64
-                       and plan.slice_c <= WINOGRAD_ROWS_TILE_STRIDE)
-    cdef Py_ssize_t ld_tile = WINOGRAD_ROWS_TILE_STRIDE  # rows4: between V's tiles
-    cdef Py_ssize_t ldv = (4 * ld_tile if rows4 else plan.slice_c * P) + line
-    cdef Py_ssize_t planes_values = geo.in_h * geo.in_w * P if rows4 else 0
+    cdef bint rows_form = plan.rows_form
+    cdef Py_ssize_t ld_tile = WINOGRAD_ROWS_TILE_STRIDE  # rows_form: between V's tiles
+    cdef Py_ssize_t tiles4 = ceil_div(n_tiles, 4) * 4  # rows_form: V's tiles, groups of 4
+    cdef Py_ssize_t ldv = (tiles4 * ld_tile if rows_form else plan.slice_c * P) + line
+    cdef Py_ssize_t planes_values = geo.in_h * geo.in_w * P if rows_form else 0
     cdef Py_ssize_t ldm = plan.blocks_per_item * block_m + line
     cdef Py_ssize_t WL = weight_lanes(out)
     cdef Py_ssize_t ldu = plan.slice_c * max(BO, WL) + line
@@ -117,10 +115,10 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
         u_slice = m + m_values
         work = <floating*>work_alloc(failed_flag, True, ((2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
                                                         + planes_values) * sizeof(floating))
-        if rows4 and v != NULL:  # V's rows of tiles the call lacks
-            for k_zero in range(WINO_POINTS * 4):
-                if k_zero % 4 >= n_tiles:
-                    fill_zero(v + k_zero // 4 * ldv + k_zero % 4 * ld_tile, ld_tile)
+        if rows_form and v != NULL:  # V's rows of tiles the call lacks
+            for k_zero in range(WINO_POINTS * tiles4):
+                if k_zero % tiles4 >= n_tiles:
+                    fill_zero(v + k_zero // tiles4 * ldv + k_zero % tiles4 * ld_tile, ld_tile)
         runs = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * P * sizeof(Py_ssize_t))
         for item in prange(plan.n_items, schedule='static'):
             if v == NULL or work == NULL or runs == NULL:
@@ -142,7 +140,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             for s in range(plan.n_slices):
                 c0 = s * plan.slice_c
                 cn = min(plan.slice_c, cin_g - c0)
-                if rows4:
+                if rows_form:
                     transform_input_channels(x + (group * cin_g + c0) * plane_in, cn, geo, plan,
                                              n_tiles, v, ldv, ld_tile, work,
                                              work + (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P)
@@ -150,18 +148,19 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                     transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs,
                                           n_runs, v, ldv, work)
                 # the products, started from 0 on the first slice
-                if plan.oc_lanes and rows4:
+                if rows_form:
                     for bl in range(b1 - b0):
                         for k in range(ceil_div(BO, WL)):
                             winograd_weight_columns(weight, geo, plan.flipped, group,
                                                     (b0 + bl) * BO + k * WL,
                                                     min(WL, BO - k * WL), c0, cn, u_slice)
                             for a in range(WINO_ALPHA):
-                                mk_winograd_row4(u_slice + a * 3 * 2 * OB, cn,
-                                                 v + a * WINO_ALPHA * ldv, ldv,
-                                                 WINOGRAD_ROWS_TILE_STRIDE,
-                                                 m + a * WINO_ALPHA * ldm + bl * block_m + k * WL,
-                                                 ldm, BO, s > 0)
+                                for g in range(tiles4 // 4):
+                                    mk_winograd_row4(u_slice + a * 3 * 2 * OB, cn,
+                                                     v + a * WINO_ALPHA * ldv + g * 4 * ld_tile,
+                                                     ldv, WINOGRAD_ROWS_TILE_STRIDE,
+                                                     m + a * WINO_ALPHA * ldm + bl * block_m
+                                                     + g * 4 * BO + k * WL, ldm, BO, s > 0)
                 elif plan.oc_lanes:
                     for bl in range(b1 - b0):
                         for k in range(ceil_div(BO, WL)):

@@ -181,7 +181,7 @@ cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const flo
     # lanes of one vector (weight_lanes output channels), where u_r = t_r G^T
     # and t_r = t + r * 18 * 2 OC_BLOCK holds the row of G w (3 columns, 2
     # OC_BLOCK apart): the last step of the weights' transform done where its
-    # values are used, for calls with at most 4 tiles.  24 accumulators: for
+    # values are used (FORWARD_WINOGRAD's rows form).  24 accumulators: for
     # 32 vector registers (AVX-512) only.
     cdef floating acc[WINO_ALPHA][4][2 * CYCONV_OC_BLOCK]
     cdef floating u[WINO_ALPHA][2 * CYCONV_OC_BLOCK]

@@ -399,19 +399,31 @@ cdef void plan_winograd(const Geometry* geo, Py_ssize_t itemsize, int n_threads,
     plan.tiles_w = ceil_div(geo.out_w, WINO_TILE)
     n_tiles = geo.batch * plan.tiles_h * plan.tiles_w
     plan.n_tile_blocks = ceil_div(n_tiles, P)
-    # filled share of the register tiles' multiply-adds, cross-multiplied:
-    # tiles in the lanes (n_tiles of P lanes, cout_g of whole OC_BLOCKs), or
-    # output channels in the lanes (cout_g of P lanes, n_tiles of whole Qs);
-    # oc_lanes pays WINOGRAD_OC_LANES_GAIN / 4 for its smaller register tile
-    plan.oc_lanes = (plan.n_tile_blocks == 1 and 4 * P * ceil_div(cout_g, CYCONV_OC_BLOCK)
-                     * CYCONV_OC_BLOCK >= WINOGRAD_OC_LANES_GAIN * Q * ceil_div(n_tiles, Q)
-                     * P * ceil_div(cout_g, P))
-    plan.block_oc = P if plan.oc_lanes else CYCONV_OC_BLOCK
-    plan.block_values = plan.block_oc * (ceil_div(min(P, n_tiles), Q) * Q if plan.oc_lanes else P)
-    block_bytes = WINO_POINTS * itemsize * plan.block_values
     plan.slice_c = max(1, min(cin_g, WINOGRAD_SLICE_BYTES // (WINO_POINTS * P * itemsize)))
     plan.n_slices = ceil_div(cin_g, plan.slice_c)
     plan.slice_c = ceil_div(cin_g, plan.n_slices)
+    # filled share of the register tiles' multiply-adds, cross-multiplied:
+    # tiles in the lanes (n_tiles of P lanes, cout_g of whole OC_BLOCKs), or
+    # output channels in the lanes (cout_g of P lanes, n_tiles of whole
+    # groups: of 4 in the rows form, which needs 32 vector registers, at
+    # least as full; else of BAND_POSITIONS, paying WINOGRAD_OC_LANES_GAIN /
+    # 4 for a smaller register tile)
+    plan.rows_form = (CYCONV_VECTOR_BYTES == 64 and plan.n_tile_blocks == 1
+                      and plan.slice_c <= WINOGRAD_ROWS_TILE_STRIDE
+                      and P * ceil_div(cout_g, CYCONV_OC_BLOCK) * CYCONV_OC_BLOCK
+                      >= ceil_div(n_tiles, 4) * 4 * P * ceil_div(cout_g, P))
+    plan.oc_lanes = plan.rows_form or (
+        plan.n_tile_blocks == 1 and 4 * P * ceil_div(cout_g, CYCONV_OC_BLOCK)
+        * CYCONV_OC_BLOCK >= WINOGRAD_OC_LANES_GAIN * Q * ceil_div(n_tiles, Q)
+        * P * ceil_div(cout_g, P))
+    plan.block_oc = P if plan.oc_lanes else CYCONV_OC_BLOCK
+    if plan.rows_form:  # groups of 4 tiles
+        plan.block_values = plan.block_oc * ceil_div(n_tiles, 4) * 4
+    elif plan.oc_lanes:  # groups of BAND_POSITIONS tiles
+        plan.block_values = plan.block_oc * ceil_div(min(P, n_tiles), Q) * Q
+    else:
+        plan.block_values = plan.block_oc * P
+    block_bytes = WINO_POINTS * itemsize * plan.block_values
     plan.n_blocks = ceil_div(cout_g, plan.block_oc)
     n_threads = forward_thread_cap(geo, n_threads)
     per_block = geo.groups * plan.n_tile_blocks

@@ -368,7 +368,7 @@ cdef void transform_input_channels(const floating* xc, Py_ssize_t cn, const Geom
     # v[xi * ldv + tile * ld_tile + c] = (B^T d B)[xi] for the patches d of
     # the first n_tiles tiles (numbered through the images) in the cn
     # channels from plane xc (of image 0): input channels in the lanes, P at
-    # a time, for calls with a few tiles (whose lanes would hold little
+    # a time, for calls with one block of tiles (whose lanes would hold little
     # else).  Each image's planes of the P channels go to planes[position *
     # P + c] (in_h * in_w * P values) first; work as transform_input_slice.
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cyconv
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench  # noqa: E402
 
@@ -121,5 +123,7 @@ def test_winograd_section_reports_speed_and_error_of_each_run(tmp_path):
     header = [c.strip() for c in next(line for line in table.splitlines()
                                       if line.startswith("| layer")).split("|")[1:-1]]
     row = dict(zip(header, cells))
-    assert row["auto takes"] != "winograd"  # 4 output tiles: "auto" leaves it direct
+    # what "auto" chose for the layer (4 output tiles: Winograd with the AVX-512 kernel only)
+    assert row["auto takes"] == cyconv.plan((1, 64, 8, 8), (64, 64, 3, 3), padding=1,
+                                            algorithm="auto")["path"]
     assert float(row["error direct"]) < float(row["error winograd"]) <= 2e-5

@@ -286,17 +286,17 @@ def test_frozen_layer_keeps_no_transformed_weights_the_kernel_would_not_read(
 
 
 def test_direct_is_the_default_and_auto_changes_no_direct_result():
-    x, weight, bias = _operands((1, 64, 8, 8), 64, 1, np.float32)  # too few tiles for Winograd
+    x, weight, bias = _operands((1, 32, 8, 8), 32, 1, np.float32)  # too few tiles for Winograd
     direct = cyconv.conv2d(x, weight, bias, padding=1)
     np.testing.assert_array_equal(cyconv.conv2d(x, weight, bias, padding=1, algorithm="auto"),
                                   direct)
     assert cyconv.plan(x.shape, weight.shape, padding=1, algorithm="auto")["path"] != "winograd"
     assert cyconv.plan(x.shape, weight.shape, padding=1)["path"] != "winograd"
-    big = (4, 64, 40, 40)
+    big = (4, 32, 40, 40)
     assert cyconv.plan(big, weight.shape, padding=1, algorithm="auto")["path"] == "winograd"
     assert cyconv.plan(big, weight.shape, padding=1, stride=2,
                        algorithm="auto")["path"] != "winograd"
-    assert cyconv.plan(big, (64, 4, 3, 3), padding=1, groups=16,
+    assert cyconv.plan(big, (32, 4, 3, 3), padding=1, groups=8,
                        algorithm="auto")["path"] != "winograd"
     # 16 tiles (a 14x14 plane at batch 1): Winograd from 64 channels
     for channels, chosen in ((256, True), (64, True), (32, False)):
@@ -308,13 +308,13 @@ def test_direct_is_the_default_and_auto_changes_no_direct_result():
 
 @pytest.mark.parametrize("variant", _dispatch.RUNNABLE)
 def test_auto_takes_few_tiles_only_where_the_products_end_the_transform(variant):
-    # 4 tiles: Winograd from 128 channels where the kernel has 32 vector
+    # 4 tiles: Winograd from 64 channels where the kernel has 32 vector
     # registers (AVX-512), with the tiles at least 3/4 full (7x7, not 6x6)
     with _dispatch.use_variant(variant):
         wide = _dispatch.kernel.blocking()["vector_bytes"] == 64
-        for shape, chosen in (((1, 256, 8, 8), wide), ((1, 128, 7, 7), wide),
+        for shape, chosen in (((1, 256, 8, 8), wide), ((1, 64, 7, 7), wide),
                               ((2, 512, 7, 7), wide), ((1, 512, 6, 6), False),
-                              ((1, 512, 4, 4), False), ((1, 64, 8, 8), False)):
+                              ((1, 512, 4, 4), False), ((1, 32, 8, 8), False)):
             channels = shape[1]
             plan = cyconv.plan(shape, (channels, channels, 3, 3), padding=1, algorithm="auto")
             assert (plan["path"] == "winograd") == chosen, shape

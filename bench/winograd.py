@@ -157,8 +157,8 @@ def markdown(rows):
            f"{machine_info()}.", "",
            "Winograd F(4x4, 3x3) (`algorithm=\"winograd\"`): `winograd` transforms the weights "
            "on every call (conv2d, Conv2d), `frozen` once (FrozenConv2d), except where "
-           "the kernel transforms them piece by piece inside (4 tiles; more than 24 MiB "
-           "transformed); `auto` is what "
+           "the kernel transforms them piece by piece inside (calls whose tiles fit one "
+           "block of 32 (16 in float64), more than 24 MiB transformed); `auto` is what "
            "`algorithm=\"auto\"` chose. Effective GFLOP/s count the direct convolution's "
            "multiply-adds. Speed-up = the other's time / Winograd's (median of per-round "
            "ratios). Error = max |result - float64 sum| / max |sum|, standard-normal data "

@@ -185,8 +185,7 @@ cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const flo
     # 32 vector registers (AVX-512) only.
     cdef floating acc[WINO_ALPHA][4][2 * CYCONV_OC_BLOCK]
     cdef floating u[WINO_ALPHA][2 * CYCONV_OC_BLOCK]
-    cdef floating two = 2, four = 4  # typed: literals would make the sums double
-    cdef floating t0, t1, t2, e, xv
+    cdef floating xv
     cdef const floating* tr
     cdef const floating* xr
     cdef Py_ssize_t r = 0
@@ -201,17 +200,8 @@ cdef inline void mk_winograd_row4(const floating* t, Py_ssize_t depth, const flo
     while True:
         tr = t + r * ldt
         xr = x + r
-        for v in range(VL):  # u = t G^T, as g_combinations
-            t0 = tr[v]
-            t1 = tr[OB2 + v]
-            t2 = tr[2 * OB2 + v]
-            e = t0 + t2
-            u[0][v] = t0
-            u[1][v] = e + t1
-            u[2][v] = e - t1
-            u[3][v] = t0 + four * t2 + two * t1
-            u[4][v] = four * t0 + t2 - two * t1
-            u[5][v] = t2
+        for v in range(VL):  # u = t G^T
+            g_apply(tr[v], tr[OB2 + v], tr[2 * OB2 + v], &u[0][v], 2 * CYCONV_OC_BLOCK)
         for l in range(WINO_ALPHA):
             for p in range(4):
                 xv = xr[l * ldx + p * ld_x_pos]

@@ -97,29 +97,33 @@ cdef inline void load_weight_chunk(const floating* weight, const Geometry* geo, 
                        nc * 9, w, OB2)
 
 
+cdef inline void g_apply(floating w0, floating w1, floating w2, floating* dst,
+                         Py_ssize_t step) noexcept nogil:
+    # dst[k * step] = (G (w0, w1, w2))[k], G the kernel's integer G
+    # (cyconv/_winograd.py: matrices), rows (1 0 0), (1 1 1), (1 -1 1),
+    # (1 2 4), (4 -2 1), (0 0 1): sums that share w0 + w2.  Callers pass a
+    # constant step, inside loops over the lanes that gcc vectorises.
+    cdef floating two = 2, four = 4  # typed: literals would make the sums double
+    cdef floating e = w0 + w2
+    dst[0] = w0
+    dst[step] = e + w1
+    dst[2 * step] = e - w1
+    dst[3 * step] = w0 + four * w2 + two * w1
+    dst[4 * step] = four * w0 + w2 - two * w1
+    dst[5 * step] = w2
+
+
 cdef inline void g_columns(const floating* w, floating* t) noexcept nogil:
     # t[(k * 3 + l) * 2 OC_BLOCK + o] = (G w)[k][l] for the weight_lanes
     # lanes o of one input channel's w[tap * 2 OC_BLOCK + o]: G on the
-    # columns of w.  G is the kernel's integer G (cyconv/_winograd.py:
-    # matrices), rows (1 0 0), (1 1 1), (1 -1 1), (1 2 4), (4 -2 1),
-    # (0 0 1), applied as sums that share w0 + w2.
-    cdef floating two = 2, four = 4  # typed: literals would make the sums double
-    cdef floating w0, w1, w2, e
+    # columns of w
     cdef int OB2 = 2 * CYCONV_OC_BLOCK
     cdef int WL = weight_lanes(t)
     cdef int l, o
     for l in range(3):
         for o in range(WL):
-            w0 = w[l * OB2 + o]
-            w1 = w[(3 + l) * OB2 + o]
-            w2 = w[(6 + l) * OB2 + o]
-            e = w0 + w2
-            t[l * OB2 + o] = w0
-            t[(3 + l) * OB2 + o] = e + w1
-            t[(6 + l) * OB2 + o] = e - w1
-            t[(9 + l) * OB2 + o] = w0 + four * w2 + two * w1
-            t[(12 + l) * OB2 + o] = four * w0 + w2 - two * w1
-            t[(15 + l) * OB2 + o] = w2
+            g_apply(w[l * OB2 + o], w[(3 + l) * OB2 + o], w[(6 + l) * OB2 + o],
+                    t + l * OB2 + o, 3 * OB2)
 
 
 cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bint flipped,
@@ -138,8 +142,6 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
     cdef floating w[WINOGRAD_WEIGHT_CHUNK * 9][2 * CYCONV_OC_BLOCK]  # [c][tap][o]
     cdef floating t[WINO_ALPHA * 3][2 * CYCONV_OC_BLOCK]  # G w: [row][column][o]
     cdef floating u[WINO_ALPHA][2 * CYCONV_OC_BLOCK]  # a row of G w G^T
-    cdef floating w0, w1, w2, e
-    cdef floating two = 2, four = 4  # typed: literals would make the sums double
     cdef bint contiguous = ld_block == OB and n_o == WL  # all lanes, blocks side by side
     cdef floating* row
     cdef Py_ssize_t c, cc, nc, k, j, n_j, o
@@ -155,16 +157,8 @@ cdef void winograd_weight_block(const floating* weight, const Geometry* geo, bin
             for a in range(WINO_ALPHA):  # U = t G^T, a row of t at a time
                 row = dst + a * WINO_ALPHA * ld_xi + (cc + c - c0) * ld_c
                 for o in range(WL):
-                    w0 = t[a * 3][o]
-                    w1 = t[a * 3 + 1][o]
-                    w2 = t[a * 3 + 2][o]
-                    e = w0 + w2
-                    u[0][o] = w0
-                    u[1][o] = e + w1
-                    u[2][o] = e - w1
-                    u[3][o] = w0 + four * w2 + two * w1
-                    u[4][o] = four * w0 + w2 - two * w1
-                    u[5][o] = w2
+                    g_apply(t[a * 3][o], t[a * 3 + 1][o], t[a * 3 + 2][o], &u[0][o],
+                            2 * CYCONV_OC_BLOCK)
                 if contiguous:
                     for l in range(WINO_ALPHA):
                         for o in range(WL):

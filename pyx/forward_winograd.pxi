@@ -124,8 +124,10 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             if v == NULL or work == NULL or runs == NULL:
                 continue
             # tile blocks vary fastest: a thread's consecutive items read the
-            # same run of transformed weights (from cache, not memory)
-            tb = item % plan.n_tile_blocks
+            # same run of transformed weights (from cache, not memory); the
+            # last, partial block first: of an odd number of items, the
+            # thread that takes one more takes the small one
+            tb = plan.n_tile_blocks - 1 - item % plan.n_tile_blocks
             b0 = item // plan.n_tile_blocks % plan.n_oc_items * plan.blocks_per_item
             b1 = min(n_blocks, b0 + plan.blocks_per_item)
             group = item // (plan.n_oc_items * plan.n_tile_blocks)

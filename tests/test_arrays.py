@@ -2,6 +2,7 @@
 order, its alignment, memory layout, strides (zero strides of broadcasting
 included), writeability or subclass (np.memmap), with the result in the
 native float dtype; or it is a clear error saying why."""
+import os
 import tempfile
 
 import numpy as np
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 import cyconv
 
 DTYPES = ["f2", "f4", "f8", "i1", "i4", "u2", "?"]
+# the memmaps' files, removed with the folder when the test process ends
+MEMMAP_DIR = tempfile.TemporaryDirectory(prefix="cyconv-test-memmaps-")
 LAYOUTS = ["C", "F", "reversed", "strided", "broadcast", "unaligned", "readonly", "memmap"]
 
 
@@ -38,7 +41,9 @@ def _as(values, dtype, order, layout):
         a.flags.writeable = False
         return a
     if layout == "memmap":
-        m = np.memmap(tempfile.NamedTemporaryFile(suffix=".dat").name, dt, "w+", shape=a.shape)
+        fd, path = tempfile.mkstemp(suffix=".dat", dir=MEMMAP_DIR.name)
+        os.close(fd)
+        m = np.memmap(path, dt, "w+", shape=a.shape)
         m[...] = a
         return m
     return a

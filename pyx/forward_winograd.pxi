@@ -61,11 +61,13 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     # values, so that the 36 rows a transform stores or reads together do not
     # fall into one cache set (whole kibibytes apart, they would)
     cdef Py_ssize_t line = 64 // sizeof(floating)
-    cdef bint rows_form = plan.rows_form
-    cdef Py_ssize_t ld_tile = WINOGRAD_ROWS_TILE_STRIDE  # rows_form: between V's tiles
-    cdef Py_ssize_t tiles4 = ceil_div(n_tiles, 4) * 4  # rows_form: V's tiles, groups of 4
-    cdef Py_ssize_t ldv = (tiles4 * ld_tile if rows_form else plan.slice_c * P) + line
-    cdef Py_ssize_t planes_values = geo.in_h * geo.in_w * P if rows_form else 0
+    # rows form: V[xi][tile][c], its tiles in groups of 4, WINOGRAD_ROWS_TILE_STRIDE
+    # apart (a constant at every use, so that gcc addresses the operands of
+    # mk_winograd_row4 from a few registers)
+    cdef Py_ssize_t tiles4 = ceil_div(n_tiles, 4) * 4
+    cdef Py_ssize_t ldv = (tiles4 * WINOGRAD_ROWS_TILE_STRIDE if plan.rows_form
+                           else plan.slice_c * P) + line
+    cdef Py_ssize_t planes_values = geo.in_h * geo.in_w * P if plan.rows_form else 0
     cdef Py_ssize_t ldm = plan.blocks_per_item * block_m + line
     cdef Py_ssize_t WL = weight_lanes(out)
     cdef Py_ssize_t ldu = plan.slice_c * max(BO, WL) + line
@@ -73,7 +75,7 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
     cdef floating at[WINO_TILE * WINO_ALPHA]
     cdef floating zeros[CYCONV_POS_BLOCK_F32]
     cdef const floating* zero_tile = zeros
-    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g, a, k_zero
+    cdef Py_ssize_t item, tb, group, b0, b1, bl, s, c0, cn, xi, o, oc, oc0, i, k, p, g, a
     cdef Py_ssize_t n_runs, n_lanes
     cdef floating* v
     cdef floating* m
@@ -115,10 +117,6 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
         u_slice = m + m_values
         work = <floating*>work_alloc(failed_flag, True, ((2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P
                                                         + planes_values) * sizeof(floating))
-        if rows_form and v != NULL:  # V's rows of tiles the call lacks
-            for k_zero in range(WINO_POINTS * tiles4):
-                if k_zero % tiles4 >= n_tiles:
-                    fill_zero(v + k_zero // tiles4 * ldv + k_zero % tiles4 * ld_tile, ld_tile)
         runs = <Py_ssize_t*>work_alloc(failed_flag, False, 4 * P * sizeof(Py_ssize_t))
         for item in prange(plan.n_items, schedule='static'):
             if v == NULL or work == NULL or runs == NULL:
@@ -142,15 +140,15 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
             for s in range(plan.n_slices):
                 c0 = s * plan.slice_c
                 cn = min(plan.slice_c, cin_g - c0)
-                if rows_form:
+                if plan.rows_form:
                     transform_input_channels(x + (group * cin_g + c0) * plane_in, cn, geo, plan,
-                                             n_tiles, v, ldv, ld_tile, work,
+                                             n_tiles, v, ldv, work,
                                              work + (2 * WINO_POINTS + 1 + 2 * WINO_TILE) * P)
                 else:
                     transform_input_slice(x + (group * cin_g + c0) * plane_in, cn, geo, runs,
                                           n_runs, v, ldv, work)
                 # the products, started from 0 on the first slice
-                if rows_form:
+                if plan.rows_form:
                     for bl in range(b1 - b0):
                         for k in range(ceil_div(BO, WL)):
                             winograd_weight_columns(weight, geo, plan.flipped, group,
@@ -159,7 +157,8 @@ cdef Py_ssize_t forward_winograd(const floating* x, const floating* u, const flo
                             for a in range(WINO_ALPHA):
                                 for g in range(tiles4 // 4):
                                     mk_winograd_row4(u_slice + a * 3 * 2 * OB, cn,
-                                                     v + a * WINO_ALPHA * ldv + g * 4 * ld_tile,
+                                                     v + a * WINO_ALPHA * ldv
+                                                     + g * 4 * WINOGRAD_ROWS_TILE_STRIDE,
                                                      ldv, WINOGRAD_ROWS_TILE_STRIDE,
                                                      m + a * WINO_ALPHA * ldm + bl * block_m
                                                      + g * 4 * BO + k * WL, ldm, BO, s > 0)

@@ -357,18 +357,21 @@ cdef inline void transform_input_slice(const floating* xc, Py_ssize_t cn, const 
 
 cdef void transform_input_channels(const floating* xc, Py_ssize_t cn, const Geometry* geo,
                                    const WinogradPlan* plan, Py_ssize_t n_tiles, floating* v,
-                                   Py_ssize_t ldv, Py_ssize_t ld_tile, floating* work,
+                                   Py_ssize_t ldv, floating* work,
                                    floating* planes) noexcept nogil:
     # v[xi * ldv + tile * ld_tile + c] = (B^T d B)[xi] for the patches d of
     # the first n_tiles tiles (numbered through the images) in the cn
-    # channels from plane xc (of image 0): input channels in the lanes, P at
-    # a time, for calls with one block of tiles (whose lanes would hold little
-    # else).  Each image's planes of the P channels go to planes[position *
-    # P + c] (in_h * in_w * P values) first; work as transform_input_slice.
+    # channels from plane xc (of image 0), and 0 for the tiles after them up
+    # to a whole group of 4 (mk_winograd_row4 reads 4): input channels in
+    # the lanes, P at a time, for calls with one block of tiles (whose lanes
+    # would hold little else).  Each image's planes of the P channels go to
+    # planes[position * P + c] (in_h * in_w * P values) first; work as
+    # transform_input_slice.
     cdef int P = CYCONV_POS_BLOCK_F32 if floating is float else CYCONV_POS_BLOCK_F64
+    cdef Py_ssize_t ld_tile = WINOGRAD_ROWS_TILE_STRIDE
     cdef Py_ssize_t plane = geo.in_h * geo.in_w
     cdef Py_ssize_t tiles_img = plan.tiles_h * plan.tiles_w
-    cdef Py_ssize_t g, nc, t, image, loaded, rest, iy, ix, y0, x0
+    cdef Py_ssize_t g, nc, t, image, loaded, rest, iy, ix, y0, x0, xi
     cdef const floating* src
     cdef floating* d
     cdef int i, j, p
@@ -402,6 +405,9 @@ cdef void transform_input_channels(const floating* xc, Py_ssize_t cn, const Geom
             for i in range(WINO_ALPHA):  # the rows: (B^T d) B
                 bt_rows(work + (WINO_POINTS + i * WINO_ALPHA) * P, P,
                         v + i * WINO_ALPHA * ldv + t * ld_tile + g * P, ldv)
+    for xi in range(WINO_POINTS):  # the tiles of the last group of 4 the call lacks
+        for t in range(n_tiles, ceil_div(n_tiles, 4) * 4):
+            fill_zero(v + xi * ldv + t * ld_tile, cn)
 
 
 cdef inline void transform_output_tile(const floating* at, const floating* m, Py_ssize_t ld_xi,
